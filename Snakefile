@@ -1,0 +1,12 @@
+# The vanishing-gradients study. Rules live in workflow/rules; paths in workflow/paths.yaml;
+# every parameter in params.yaml, validated before any job starts. Run: snakemake --cores 4
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        PATHS["report"],
+        PATHS["metrics"],

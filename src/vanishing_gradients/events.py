@@ -1,0 +1,73 @@
+"""TensorBoard event files, written and read with the `tensorboard` package alone (no TensorFlow).
+
+Tag convention: a model-level statistic is a bare tag (`loss_train`); a per-layer one is
+`<statistic>/<layer>` (`grad_val_mean_abs/hidden_1`), so TensorBoard groups layers by statistic.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tensorboard.backend.event_processing import event_accumulator as ea
+from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+SCALAR_COLUMNS = ["layer", "epoch", "statistic", "value"]
+HISTOGRAM_COLUMNS = ["layer", "epoch", "statistic", "bin_left", "bin_right", "count"]
+MODEL_LEVEL = "model"  # the `layer` of a model-level statistic in the tables
+
+
+class EventWriter:
+    """Appends scalar and histogram summaries to one event file in `logdir`."""
+
+    def __init__(self, logdir: str | Path):
+        self._writer = EventFileWriter(str(logdir))
+
+    def _write(self, summary, step: int) -> None:
+        self._writer.add_event(event_pb2.Event(summary=summary, step=int(step), wall_time=time.time()))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        self._write(scalar_pb(tag, float(value)), step)
+
+    def histogram(self, tag: str, values: np.ndarray, step: int, buckets: int = 30) -> None:
+        """Skipped when a value is not finite (a diverged model): numpy cannot bin NaN."""
+        values = np.asarray(values, dtype=np.float64).ravel()
+        if np.all(np.isfinite(values)):
+            self._write(histogram_pb(tag, values, buckets=buckets), step)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """'grad_val/hidden_1' -> ('grad_val', 'hidden_1'); 'loss_train' -> ('loss_train', 'model')."""
+    statistic, _, layer = tag.partition("/")
+    return statistic, layer or MODEL_LEVEL
+
+
+def read_events(logdir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All scalars and histograms in `logdir`, as tidy tables (see SCALAR/HISTOGRAM_COLUMNS)."""
+    files = sorted(Path(logdir).glob("events.out.tfevents.*"))
+    if not files:
+        raise FileNotFoundError(f"{logdir}: no TensorBoard event file")
+    acc = ea.EventAccumulator(str(logdir), size_guidance={ea.TENSORS: 0, ea.SCALARS: 0, ea.HISTOGRAMS: 0})
+    acc.Reload()
+    scalars, histograms = [], []
+    for tag in acc.Tags()["tensors"]:
+        plugin = acc.SummaryMetadata(tag).plugin_data.plugin_name
+        statistic, layer = split_tag(tag)
+        for event in acc.Tensors(tag):
+            array = tensor_util.make_ndarray(event.tensor_proto)
+            if plugin == "scalars":
+                scalars.append((layer, event.step, statistic, float(array)))
+            elif plugin == "histograms":
+                histograms.extend((layer, event.step, statistic, left, right, count)
+                                  for left, right, count in array.reshape(-1, 3))
+    return (pd.DataFrame(scalars, columns=SCALAR_COLUMNS),
+            pd.DataFrame(histograms, columns=HISTOGRAM_COLUMNS))
+

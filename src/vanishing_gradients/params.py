@@ -1,0 +1,89 @@
+"""Load and validate params.yaml: one schema, clear errors naming the key."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA = yaml.safe_load(resources.files(__package__).joinpath("params.schema.yaml").read_text())
+
+
+class ParamsError(ValueError):
+    """params.yaml is malformed or holds a bad value; the message names the key."""
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = error.schema.get("properties", {})
+        extra = sorted(set(error.instance) - set(allowed))
+        names = ", ".join(f"{where}.{k}" if error.absolute_path else k for k in extra)
+        hint = f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
+        return f"unknown key {names}{hint}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if error.validator == "oneOf":
+        return f"{where}: {error.instance!r} is not a valid initialiser: " + SCHEMA["$defs"]["initializer"]["description"].strip()
+    return f"{where}: {error.message}"
+
+
+def _check_relations(params: dict) -> list[str]:
+    """Rules one schema cannot state: relations between keys."""
+    problems = []
+    data = params["data"]
+    if data["n_train"] >= data["n_samples"]:
+        problems.append(f"data.n_train: {data['n_train']} must be smaller than data.n_samples ({data['n_samples']})")
+    for name, config in params["configs"].items():
+        for which in ("hidden_init", "output_init"):
+            init = config[which]
+            if isinstance(init, dict) and not init["maxval"] > init["minval"]:
+                problems.append(f"configs.{name}.{which}: maxval must be greater than minval")
+    optimizers = {"train.optimizer": params["train"]["optimizer"]}
+    for name, experiment in params["experiments"].items():
+        if experiment["config"] not in params["configs"]:
+            problems.append(f"experiments.{name}.config: unknown config {experiment['config']!r} "
+                            f"(defined: {', '.join(params['configs'])})")
+        if "optimizer" in experiment:
+            optimizers[f"experiments.{name}.optimizer"] = experiment["optimizer"]
+    only = {"sgd": {"momentum", "nesterov"}, "adam": {"beta_1", "beta_2", "epsilon"}}
+    for where, opt in optimizers.items():
+        foreign = set(opt) & set().union(*(keys for name, keys in only.items() if name != opt["name"]))
+        for key in sorted(foreign):
+            problems.append(f"{where}.{key}: not a setting of optimizer {opt['name']!r}")
+    return problems
+
+
+def validate(params: Any, source: str = "params.yaml") -> dict:
+    """Return `params` unchanged if valid, else raise ParamsError listing every problem."""
+    if not isinstance(params, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys at the top level, got {type(params).__name__}")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_describe(e) for e in errors] or _check_relations(params)
+    if problems:
+        raise ParamsError(f"{source}: invalid parameters:\n" + "\n".join(f"  - {p}" for p in problems))
+    return params
+
+
+def load(path: str | Path) -> dict:
+    """Read and validate a params file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: malformed YAML: {exc}") from None
+    return validate(raw, str(path))
+
+
+def optimizer_for(params: dict, experiment: str) -> dict:
+    """The optimiser settings an experiment trains with."""
+    return params["experiments"][experiment].get("optimizer", params["train"]["optimizer"])

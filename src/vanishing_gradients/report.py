@@ -1,0 +1,31 @@
+"""Stage `report`: execute the parameterised notebook with papermill, convert it to one HTML file."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+
+def to_html(notebook: nbformat.NotebookNode) -> str:
+    """Self-contained HTML: code hidden, images inline, no script or style fetched from the network."""
+    exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True)
+    # The lab template links require.js and MathJax from a CDN; the report needs neither.
+    exporter.require_js_url = ""
+    exporter.mathjax_url = ""
+    html, _ = exporter.from_notebook_node(notebook)
+    return html
+
+
+def build_report(notebook: str | Path, parameters: dict, out_html: Path) -> None:
+    """Run `notebook` with `parameters` (paths the notebook reads) and write `out_html`."""
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / "executed.ipynb"
+        papermill.execute_notebook(str(notebook), str(executed), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, cwd=os.getcwd())
+        out_html.write_text(to_html(nbformat.read(executed, as_version=4)))

@@ -1,0 +1,38 @@
+# Shared by every rule: paths, validated parameters, and the package sources rules depend on.
+import glob
+import os
+
+import yaml
+
+from vanishing_gradients.params import ParamsError, validate
+
+
+with open("workflow/paths.yaml") as f:
+    PATHS = yaml.safe_load(f)["paths"]
+
+
+configfile: PATHS["params"]
+
+
+try:
+    validate(config, PATHS["params"])
+except ParamsError as err:
+    raise WorkflowError(str(err)) from None
+
+EXPERIMENTS = list(config["experiments"])
+PACKAGE_FILES = sorted(glob.glob(f"{PATHS['package']}/*.py") + glob.glob(f"{PATHS['package']}/*.yaml"))
+
+
+def experiment_params(wildcards):
+    """The parts of params.yaml one experiment's training reads (Snakemake reruns it when they change)."""
+    experiment = config["experiments"][wildcards.experiment]
+    return {"experiment": experiment, "config": config["configs"][experiment["config"]]}
+
+
+def log_path(name):
+    return f"{PATHS['logs']}/{name}.log"
+
+
+def parent_of(name):
+    """The folder holding the per-experiment folders of input `name` (the CLI takes the parent)."""
+    return lambda wildcards, input: os.path.dirname(input[name][0])

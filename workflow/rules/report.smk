@@ -1,0 +1,49 @@
+rule metrics:
+    input:
+        tables=expand(f"{PATHS['tables']}/{{experiment}}", experiment=EXPERIMENTS),
+        code=PACKAGE_FILES,
+    output:
+        metrics=PATHS["metrics"],
+        plots=directory(PATHS["plots"]),
+    params:
+        file=PATHS["params"],
+        timings=PATHS["timings"],
+        tables=parent_of("tables"),
+        success_accuracy=config["events"]["success_accuracy"],
+        experiments=config["experiments"],
+    log:
+        log_path("metrics"),
+    conda:
+        "../envs/vanishing-gradients.yaml"
+    shell:
+        "vgrad metrics --params {params.file} --tables {params.tables} --out {output.metrics}"
+        " --plots {output.plots} --timings {params.timings} > {log} 2>&1"
+
+
+rule report:
+    input:
+        notebook=PATHS["notebook"],
+        params=PATHS["resolved_params"],
+        dataset=PATHS["dataset"],
+        dataset_plot=PATHS["dataset_plot"],
+        metrics=PATHS["metrics"],
+        plots=PATHS["plots"],
+        tables=expand(f"{PATHS['tables']}/{{experiment}}", experiment=EXPERIMENTS),
+        runs=expand(f"{PATHS['runs']}/{{experiment}}", experiment=EXPERIMENTS),
+        code=PACKAGE_FILES,
+    output:
+        PATHS["report"],
+    params:
+        file=PATHS["params"],
+        timings=PATHS["timings"],
+        tables=parent_of("tables"),
+        runs=parent_of("runs"),
+    log:
+        log_path("report"),
+    conda:
+        "../envs/vanishing-gradients.yaml"
+    shell:
+        "vgrad report --params {params.file} --notebook {input.notebook} --out {output}"
+        " --in-params {input.params} --in-dataset {input.dataset} --in-dataset-plot {input.dataset_plot}"
+        " --in-tables {params.tables} --in-metrics {input.metrics} --in-plots {input.plots}"
+        " --in-runs {params.runs} --in-timings {params.timings} --timings {params.timings} > {log} 2>&1"
