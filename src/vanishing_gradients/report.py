@@ -14,9 +14,9 @@ def to_html(notebook: nbformat.NotebookNode) -> str:
     """Self-contained HTML: code hidden, images inline, no script or style fetched from the network."""
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
-    # The lab template links require.js and MathJax from a CDN; the report needs neither.
-    exporter.require_js_url = ""
-    exporter.mathjax_url = ""
+    # The lab template links require.js, MathJax and mermaid from a CDN; the report needs none of them.
+    for url in ("require_js_url", "mathjax_url", "mermaid_js_url", "mermaid_layout_elk_js_url"):
+        setattr(exporter, url, "")
     html, _ = exporter.from_notebook_node(notebook)
     return html
 

@@ -4,20 +4,29 @@ import os
 
 import yaml
 
-from vanishing_gradients.params import ParamsError, validate
+from vanishing_gradients.params import ParamsError, load, validate
 
 
 with open("workflow/paths.yaml") as f:
     PATHS = yaml.safe_load(f)["paths"]
 
 
+
+def checked(func, *args):
+    """Run a params check, turning its error into a WorkflowError that Snakemake reports plainly."""
+    try:
+        return func(*args)
+    except ParamsError as err:
+        raise WorkflowError(str(err)) from None
+
+
+checked(load, PATHS["params"])  # the file alone first: errors name the file, line and key
+
+
 configfile: PATHS["params"]
 
 
-try:
-    validate(config, PATHS["params"])
-except ParamsError as err:
-    raise WorkflowError(str(err)) from None
+checked(validate, config, f"{PATHS['params']} (with any --config overrides)")
 
 EXPERIMENTS = list(config["experiments"])
 PACKAGE_FILES = sorted(glob.glob(f"{PATHS['package']}/*.py") + glob.glob(f"{PATHS['package']}/*.yaml"))

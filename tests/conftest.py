@@ -1,0 +1,31 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    """The repository's params.yaml, as a fresh dict for each test to modify."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def tiny(params: dict, epochs: int = 3, seeds=(1, 2)) -> dict:
+    params["train"]["epochs"] = epochs
+    params["train"]["seeds"] = list(seeds)
+    return params
+
+
+def copy_repo(dest: Path) -> Path:
+    """A copy of the repository's tracked and new files (no results, no venv), as a fresh git repo."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest

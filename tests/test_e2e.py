@@ -1,0 +1,115 @@
+"""End to end on a tiny parameter set, in a temporary copy of the repository: Snakemake and DVC agree,
+runs are reproducible, bad input changes nothing, and `dvc metrics diff` sees a parameter change."""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_repo, tiny
+
+pytestmark = pytest.mark.e2e
+ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+OUTPUT_DIRS = ("data", "results", "reports")
+
+
+def run(cwd, *cmd, check=True):
+    done = subprocess.run(list(cmd), cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """Hash of every file under the output folders."""
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for d in OUTPUT_DIRS for p in sorted((repo / d).rglob("*")) if p.is_file()}
+
+
+def clear_outputs(repo: Path) -> None:
+    for d in OUTPUT_DIRS:
+        for p in sorted((repo / d).rglob("*"), reverse=True):
+            if p.name != ".gitignore":
+                p.rmdir() if p.is_dir() else p.unlink()
+
+
+def write_params(repo: Path, params: dict) -> None:
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("study"))
+    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study")
+    return repo
+
+
+def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
+    run(repo, sys.executable, "-m", "snakemake", "--cores", "2")
+    by_snakemake = (repo / "results/metrics.json").read_bytes()
+    report = (repo / "reports/summary.html").read_text()
+    assert "<img" in report and "deep_relu" in report
+    assert not re.search(r"(src|href)=\"https?:", report)  # self-contained: nothing to fetch
+
+    clear_outputs(repo)
+    run(repo, "dvc", "repro")
+    assert (repo / "results/metrics.json").read_bytes() == by_snakemake
+    metrics = json.loads(by_snakemake)
+    assert set(metrics) == {"shallow_tanh", "deep_tanh", "deep_relu"}
+    assert metrics["deep_relu"]["n_seeds"] == 2 and set(metrics["deep_relu"]["grad_val_mean_abs"]) == {
+        "hidden_1", "hidden_2", "hidden_3", "hidden_4", "hidden_5", "output"}
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
+
+
+@pytest.mark.parametrize("bad", ["train:\n  epochs: [oops\n", "typo"])
+def test_bad_params_change_nothing_under_either_tool(repo, bad):
+    good = (repo / "params.yaml").read_text()
+    before = snapshot(repo)
+    if bad == "typo":
+        params = yaml.safe_load(good)
+        params["train"]["epoch"] = params["train"].pop("epochs")
+        write_params(repo, params)
+    else:
+        (repo / "params.yaml").write_text(bad)
+    try:
+        for cmd in ([sys.executable, "-m", "snakemake", "--cores", "2"], ["dvc", "repro"]):
+            done = run(repo, *cmd, check=False)
+            assert done.returncode != 0
+            assert ("train.epoch" if bad == "typo" else "params.yaml") in done.stdout + done.stderr
+            assert snapshot(repo) == before
+    finally:
+        (repo / "params.yaml").write_text(good)
+
+
+def test_invalid_value_fails_the_dvc_stage_and_keeps_results(repo):
+    good = (repo / "params.yaml").read_text()
+    before = snapshot(repo)
+    params = yaml.safe_load(good)
+    params["train"]["epochs"] = 0
+    write_params(repo, params)
+    try:
+        done = run(repo, "dvc", "repro", check=False)
+        assert done.returncode != 0 and "train.epochs" in done.stdout + done.stderr
+        assert snapshot(repo) == before
+    finally:
+        (repo / "params.yaml").write_text(good)
+
+
+def test_metrics_diff_shows_a_parameter_change(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 6
+    write_params(repo, params)
+    run(repo, "dvc", "repro")
+    diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)
+    changed = diff["results/metrics.json"]
+    assert "deep_relu.test_accuracy.mean" in changed
+    assert any(entry.get("diff") for entry in changed.values())

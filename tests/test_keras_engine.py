@@ -1,0 +1,108 @@
+"""The reference engine: its additions leave model.fit unchanged, and its gradient statistics are right."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vanishing_gradients.dataset import arrays, make_dataset
+from vanishing_gradients.events import EventWriter, read_events
+from vanishing_gradients.keras_engine import (GradientRecorder, keras, recording_optimizer, tf, train_one,
+                                              validation_gradients)
+from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
+
+TINY = ModelSpec(depth=2, width=3, activation="tanh", hidden_init="glorot_uniform", output_init="glorot_uniform")
+
+
+@pytest.fixture(scope="module")
+def data():
+    import yaml
+
+    from conftest import ROOT
+    frame = make_dataset(yaml.safe_load((ROOT / "params.yaml").read_text())["data"])
+    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
+
+
+def _fit(spec, optimizer, data, record, epochs=3):
+    keras.utils.set_random_seed(11)
+    model = build_keras_model(spec)
+    opt = recording_optimizer(optimizer, GradientRecorder(model)) if record else keras_optimizer(optimizer)
+    model.compile(optimizer=opt, loss=keras.losses.BinaryCrossentropy(), metrics=["accuracy"])
+    x, y = data["train"]
+    history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, validation_data=data["test"])
+    return [w.numpy() for w in model.weights], history.history
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+                                       {"name": "adam", "learning_rate": 0.01}])
+def test_recording_optimizer_does_not_change_training(data, optimizer):
+    stock_weights, stock_history = _fit(TINY, optimizer, data, record=False)
+    weights, history = _fit(TINY, optimizer, data, record=True)
+    for a, b in zip(stock_weights, weights):
+        np.testing.assert_array_equal(a, b)
+    assert history == stock_history
+
+
+def _independent_grads(weights, x, y):
+    """d mean(BCE-with-logits) / d kernels, by hand with GradientTape: no Keras layers or losses."""
+    variables = [tf.Variable(w) for w in weights]  # kernel, bias, kernel, bias, ...
+    with tf.GradientTape() as tape:
+        h = tf.constant(x)
+        for i in range(0, len(variables) - 2, 2):
+            h = tf.tanh(h @ variables[i] + variables[i + 1])
+        logits = h @ variables[-2] + variables[-1]
+        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.constant(y), logits=logits))
+    return [g.numpy() for g in tape.gradient(loss, variables[::2])]
+
+
+def test_validation_gradients_match_independent_tape(data):
+    keras.utils.set_random_seed(5)
+    model = build_keras_model(TINY)
+    model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
+    x, y = data["test"]
+    per_batch = validation_gradients(model, x, y, batch_size=32)()
+    weights = [w.numpy() for w in model.weights]
+    assert len(per_batch) == 16  # 15 batches of 32 and one of 20
+    for b, grads in enumerate(per_batch):
+        expected = _independent_grads(weights, x[32 * b:32 * (b + 1)], y[32 * b:32 * (b + 1)])
+        for got, want in zip(grads, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_written_statistics_equal_independent_gradients(data, params, tmp_path):
+    """Epoch 0 validation statistics, and epoch 1's training-step mean with one full-batch step."""
+    train = {**params["train"], "epochs": 1, "batch_size": 500}
+    optimizer = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+    keras.utils.set_random_seed(1)
+    init = [w.numpy() for w in build_keras_model(TINY).weights]
+    writer = EventWriter(tmp_path)
+    history, final = train_one(TINY, optimizer, train, 1, data, seed=1, writer=writer)
+    writer.close()
+    scalars, histograms = read_events(tmp_path)
+
+    def written(statistic, layer, epoch):
+        row = scalars[(scalars["statistic"] == statistic) & (scalars["layer"] == layer) & (scalars["epoch"] == epoch)]
+        return float(row["value"].iloc[0])
+
+    x_val, y_val = data["test"]
+    val_grads = _independent_grads(init, x_val, y_val)  # one validation batch of 500
+    train_grads = _independent_grads(init, *data["train"])  # the single training step's gradient
+    for layer, g_val, g_train in zip(TINY.layer_names, val_grads, train_grads):
+        np.testing.assert_allclose(written("grad_val_mean_abs", layer, 0), np.abs(g_val).mean(), rtol=1e-5)
+        np.testing.assert_allclose(written("grad_train_mean_abs", layer, 1), np.abs(g_train).mean(), rtol=1e-5)
+        hist = histograms[(histograms["statistic"] == "grad_val") & (histograms["layer"] == layer)
+                          & (histograms["epoch"] == 0)]
+        assert hist["count"].sum() == g_val.size
+    np.testing.assert_allclose(written("kernel_l1", "hidden_1", 0), np.abs(init[0]).sum(), rtol=1e-6)
+    assert written("final_accuracy_test", "model", 1) == pytest.approx(final["accuracy_test"])
+    assert written("loss_test", "model", 1) == pytest.approx(history[0]["loss_test"], rel=1e-6)
+
+
+def test_diverging_model_is_recorded_not_raised(data, params, tmp_path):
+    train = {**params["train"], "epochs": 2}
+    spec = dataclasses.replace(TINY, activation="relu")  # unbounded: an absurd step overflows to inf, then NaN
+    writer = EventWriter(tmp_path)
+    _, final = train_one(spec, {"name": "sgd", "learning_rate": 1e30, "momentum": 0.9}, train, 1, data, 1, writer)
+    writer.close()
+    assert final["diverged"] is True
+    scalars, _ = read_events(tmp_path)
+    assert scalars["value"].isna().any()

@@ -1,0 +1,85 @@
+"""Bad parameters are rejected with a message naming the key, before anything is written."""
+import copy
+
+import pytest
+import yaml
+
+from vanishing_gradients import cli
+from vanishing_gradients.params import ParamsError, load, validate
+
+
+def test_repository_params_are_valid(params):
+    assert validate(params) is params
+
+
+def _set(params, path, value):
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return params
+
+
+def _delete(params, path):
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return params
+
+
+BAD = {
+    "unknown top-level key": (lambda p: _set(p, ["trian"], {}), "trian"),
+    "unknown nested key (typo)": (lambda p: _set(p, ["train", "epoch"], 5), "train.epoch"),
+    "zero epochs": (lambda p: _set(p, ["train", "epochs"], 0), "train.epochs"),
+    "negative epochs": (lambda p: _set(p, ["train", "epochs"], -3), "train.epochs"),
+    "depth 0": (lambda p: _set(p, ["experiments", "deep_tanh", "depth"], 0), "experiments.deep_tanh.depth"),
+    "width 0": (lambda p: _set(p, ["experiments", "deep_relu", "width"], 0), "experiments.deep_relu.width"),
+    "unknown activation": (lambda p: _set(p, ["configs", "relu_he", "activation"], "swish"),
+                           "configs.relu_he.activation"),
+    "unknown initialiser": (lambda p: _set(p, ["configs", "relu_he", "hidden_init"], "he_magic"),
+                            "configs.relu_he.hidden_init"),
+    "unknown optimiser": (lambda p: _set(p, ["train", "optimizer", "name"], "rmsprop"), "train.optimizer.name"),
+    "empty seed list": (lambda p: _set(p, ["train", "seeds"], []), "train.seeds"),
+    "duplicate seeds": (lambda p: _set(p, ["train", "seeds"], [1, 2, 1]), "train.seeds"),
+    "n_train >= n_samples": (lambda p: _set(p, ["data", "n_train"], 1000), "data.n_train"),
+    "learning rate zero": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], 0), "train.optimizer.learning_rate"),
+    "learning rate a string": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], "fast"),
+                               "train.optimizer.learning_rate"),
+    "experiment with unknown config": (lambda p: _set(p, ["experiments", "deep_tanh", "config"], "nope"),
+                                       "experiments.deep_tanh.config"),
+    "missing required key": (lambda p: _delete(p, ["train", "batch_size"]), "batch_size"),
+    "momentum for adam": (lambda p: _set(p, ["train", "optimizer"], {"name": "adam", "learning_rate": 0.01,
+                                                                      "momentum": 0.9}), "train.optimizer.momentum"),
+    "uniform init with maxval <= minval": (
+        lambda p: _set(p, ["configs", "tanh_uniform", "hidden_init"], {"name": "random_uniform", "minval": 1, "maxval": 0}),
+        "configs.tanh_uniform.hidden_init"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_value_names_the_key(params, case):
+    mutate, key = BAD[case]
+    with pytest.raises(ParamsError) as err:
+        validate(mutate(copy.deepcopy(params)))
+    assert key in str(err.value)
+
+
+def test_malformed_yaml_is_reported(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {epochs: 3\n  seeds: [1, 2\n")
+    with pytest.raises(ParamsError, match="malformed YAML"):
+        load(path)
+
+
+@pytest.mark.parametrize("case", ["zero epochs", "unknown nested key (typo)", "duplicate seeds"])
+def test_cli_exits_non_zero_and_writes_nothing(params, tmp_path, capsys, case):
+    mutate, key = BAD[case]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(mutate(params)))
+    out_csv, out_png = tmp_path / "data" / "circles.csv", tmp_path / "data" / "circles.png"
+    status = cli.main(["data", "--params", str(path), "--out-csv", str(out_csv), "--out-plot", str(out_png),
+                       "--timings", str(tmp_path / "timings")])
+    assert status == 2
+    assert key in capsys.readouterr().err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "timings").exists()

@@ -1,0 +1,32 @@
+"""Snakemake and DVC declare the same stages with the same outputs; the Snakefile is lint-clean."""
+import os
+import subprocess
+import sys
+
+from dvc.repo import Repo
+
+from conftest import ROOT
+
+ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+
+
+def _snakemake(*args):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True)
+
+
+def test_same_stages_and_outputs():
+    summary = _snakemake("--summary", "--cores", "1")
+    assert summary.returncode == 0, summary.stderr
+    rows = [line.split("\t") for line in summary.stdout.strip().splitlines()[1:]]
+    snakemake_outputs = {(rule, path) for path, _, rule, *_ in rows}
+    with Repo(str(ROOT)) as repo:
+        dvc_outputs = {(stage.name.split("@")[0], str(out.def_path)) for stage in repo.index.stages
+                       for out in stage.outs}
+    assert snakemake_outputs == dvc_outputs
+    assert {rule for rule, _ in snakemake_outputs} == {"params", "data", "train", "gradients", "metrics", "report"}
+
+
+def test_snakemake_lint_is_clean():
+    lint = _snakemake("--lint")
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
