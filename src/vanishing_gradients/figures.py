@@ -24,8 +24,9 @@ def learning_curves(scalars: pd.DataFrame, experiments: list[str], statistic: st
     return fig
 
 
-def gradients_per_epoch(scalars: pd.DataFrame, experiments: list[str], statistic: str, layers: dict[str, list[str]]):
-    """One panel per experiment: a line per layer, mean over seeds, log scale, shared y axis."""
+def per_layer_curves(scalars: pd.DataFrame, experiments: list[str], statistic: str, layers: dict[str, list[str]],
+                     ylabel: str, title: str):
+    """One panel per experiment: a line per layer over epochs (mean over seeds), log scale, shared y axis."""
     fig, axes = plt.subplots(1, len(experiments), figsize=(6 * len(experiments), 4.5), sharey=True, squeeze=False)
     rows = scalars[(scalars["statistic"] == statistic) & (scalars["epoch"] >= 1)]
     for ax, name in zip(axes[0], experiments):
@@ -37,8 +38,8 @@ def gradients_per_epoch(scalars: pd.DataFrame, experiments: list[str], statistic
         ax.set(title=name, xlabel="epoch", yscale="log")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=9, title="layer (input to output)")
-    axes[0][0].set_ylabel("mean |dLoss/dkernel| (log scale)")
-    fig.suptitle(f"{statistic}: mean absolute kernel gradient per layer and epoch (mean over seeds)")
+    axes[0][0].set_ylabel(f"{ylabel} (log scale)")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

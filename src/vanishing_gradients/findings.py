@@ -35,7 +35,7 @@ def expectation_checks(metrics: dict) -> list[str]:
         value = metrics[name]["test_accuracy"]["mean"]
         ok = (low is None or value >= low) and (high is None or value <= high)
         bound = " and ".join(b for b in [f"≥ {low}" if low is not None else "", f"≤ {high}" if high is not None else ""] if b)
-        lines.append(f"{'✅' if ok else '❌'} `{name}` mean test accuracy {value:.3f} (expected {bound})")
+        lines.append(f"**{'met' if ok else 'NOT met'}**: `{name}` mean test accuracy {value:.3f} (expected {bound})")
     comparison = first_layer_comparison(metrics)
     if comparison:
         lines.append(comparison)
@@ -50,8 +50,8 @@ def first_layer_comparison(metrics: dict, tanh: str = "deep_tanh", relu: str = "
     g_relu = metrics[relu]["grad_val_mean_abs"].get("hidden_1")
     if g_tanh is None or g_relu is None:
         return f"The first hidden layer's gradient could not be compared: a model diverged ({tanh}: {g_tanh}, {relu}: {g_relu})."
-    verdict = "✅ larger" if g_relu > g_tanh else "❌ not larger"
-    return (f"{verdict}: the first hidden layer's mean |gradient| is {g_relu:.4f} in `{relu}` and {g_tanh:.4f} in "
+    verdict = "**met**: larger" if g_relu > g_tanh else "**NOT met**: not larger"
+    return (f"{verdict} in `{relu}` than in `{tanh}`: the first hidden layer's mean |gradient| is {g_relu:.4f} in `{relu}` and {g_tanh:.4f} in "
             f"`{tanh}` ({g_relu / g_tanh:.1f}× as large), averaged over all epochs and seeds.")
 
 
