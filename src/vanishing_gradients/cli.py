@@ -38,34 +38,28 @@ def cmd_train(args, params, record):
     _require_experiment(params, args.experiment)
     import pandas as pd
 
-    from . import keras_engine
     from .dataset import arrays, read_dataset
-    from .events import EventWriter
-    from .extract import seed_dir
     from .models import spec_for
     from .provenance import versions
+    from .training import seed_dir, train_seeds
 
-    keras_engine.configure(args.threads)
-    device = keras_engine.select_device(params["train"]["device"])
     frame = read_dataset(args.data)
     data = {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
     spec, train = spec_for(params, args.experiment), params["train"]
     optimizer = params_mod.optimizer_for(params, args.experiment)
-    seeds = train["seeds"]
-    record.update(engine=train["engine"], device=device, n_models=len(seeds))
+    seeds, stage = train["seeds"], f"train {args.experiment}"
     with atomic_path(args.out, is_dir=True) as out:
-        for i, seed in enumerate(seeds, 1):
-            start = time.time()
-            logdir = seed_dir(out, seed)
-            writer = EventWriter(logdir)
-            history, final = keras_engine.train_one(spec, optimizer, train, params["events"]["histogram_freq"],
-                                                    data, seed, writer)
-            writer.close()
-            pd.DataFrame(history).to_csv(logdir / "history.csv", index=False, float_format="%.9g")
-            write_json(logdir / "final.json", final)
-            _log(f"train {args.experiment}", f"seed {seed} ({i}/{len(seeds)}): {train['epochs']} epochs in "
-                 f"{time.time() - start:.1f} s, train acc {final['accuracy_train']:.3f}, "
-                 f"test acc {final['accuracy_test']:.3f}{' DIVERGED' if final['diverged'] else ''}")
+        _log(stage, f"{len(seeds)} seeds x {train['epochs']} epochs on the {train['engine']} engine")
+        start = time.time()
+        device, runs = train_seeds(train["engine"], spec, optimizer, train, params["events"]["histogram_freq"],
+                                   data, out, args.threads)
+        record.update(engine=train["engine"], device=device, n_models=len(seeds))
+        for i, (seed, history, final) in enumerate(runs, 1):
+            pd.DataFrame(history).to_csv(seed_dir(out, seed) / "history.csv", index=False, float_format="%.9g")
+            write_json(seed_dir(out, seed) / "final.json", final)
+            _log(stage, f"seed {seed} ({i}/{len(seeds)}) done at {time.time() - start:.1f} s: train acc "
+                 f"{final['accuracy_train']:.3f}, test acc {final['accuracy_test']:.3f}"
+                 f"{' DIVERGED' if final['diverged'] else ''}")
         write_json(out / "run.json", {"experiment": args.experiment, "engine": train["engine"], "device": device,
                                       "layers": spec.layer_names, "seeds": seeds, "versions": versions()})
 
@@ -131,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     train = stage("train", cmd_train, "train every seed of one experiment", data="dataset CSV",
                   out="run folder: one TensorBoard logdir per seed")
     train.add_argument("--experiment", required=True)
-    train.add_argument("--threads", type=int, default=1, help="CPU threads for TensorFlow")
+    train.add_argument("--threads", type=int, default=1, help="CPU threads for the keras engine")
     grads = stage("gradients", cmd_gradients, "extract tables from one experiment's event files",
                   runs="run folder of the experiment", out="tables folder")
     grads.add_argument("--experiment", required=True)

@@ -5,17 +5,24 @@ Tag convention: a model-level statistic is a bare tag (`loss_train`); a per-laye
 """
 from __future__ import annotations
 
+import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tensorboard.backend.event_processing import event_accumulator as ea
-from tensorboard.compat.proto import event_pb2
-from tensorboard.plugins.histogram.summary_v2 import histogram_pb
-from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
-from tensorboard.util import tensor_util
+# With TensorFlow installed, the tensorboard package imports it (seconds, half a GB) to open files;
+# `tensorboard.compat.notf` is its own switch to use its built-in file layer instead, as without TF.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
+from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
+from tensorboard.plugins.histogram import metadata as histogram_metadata  # noqa: E402
+from tensorboard.plugins.histogram.summary_v2 import histogram_pb  # noqa: E402
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb  # noqa: E402
+from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
 
 SCALAR_COLUMNS = ["layer", "epoch", "statistic", "value"]
 HISTOGRAM_COLUMNS = ["layer", "epoch", "statistic", "bin_left", "bin_right", "count"]
@@ -39,6 +46,20 @@ class EventWriter:
         values = np.asarray(values, dtype=np.float64).ravel()
         if np.all(np.isfinite(values)):
             self._write(histogram_pb(tag, values, buckets=buckets), step)
+
+    def histogram_counts(self, tag: str, low: float, high: float, counts: np.ndarray, step: int) -> None:
+        """A histogram already bucketed (equal-width buckets from low to high), stored as
+        `histogram_pb` stores one: a [k, 3] tensor of left edge, right edge, count."""
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return
+        k = len(counts)
+        edges = np.linspace(low, high, k + 1) if high > low else np.full(k + 1, low, dtype=np.float64)
+        buckets = np.stack([edges[:-1], edges[1:], np.asarray(counts, np.float64)], axis=1)
+        summary = summary_pb2.Summary()
+        summary.value.add(tag=tag, metadata=histogram_metadata.create_summary_metadata(display_name=None,
+                                                                                      description=None),
+                          tensor=tensor_util.make_tensor_proto(buckets, dtype=np.float64))
+        self._write(summary, step)
 
     def close(self) -> None:
         self._writer.close()

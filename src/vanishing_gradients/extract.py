@@ -6,13 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from .events import read_events
+from .training import seed_dir
 
-SEED_DIR = "seed_{seed}"
 SCALARS_FILE, HISTOGRAMS_FILE = "scalars.parquet", "histograms.parquet"
-
-
-def seed_dir(run_dir: str | Path, seed: int) -> Path:
-    return Path(run_dir) / SEED_DIR.format(seed=seed)
 
 
 def extract_experiment(experiment: str, run_dir: str | Path, seeds: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
