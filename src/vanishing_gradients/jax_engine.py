@@ -72,8 +72,21 @@ def shuffle_keys(seeds) -> jnp.ndarray:
 
 
 def permutations(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`."""
-    return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n))(keys)
+    """(K, n): each replica's order of the training rows in `epoch`, a uniform random permutation.
+
+    Fisher-Yates, vectorised across replicas: on CPU about twice as fast as sorting random keys.
+    """
+    u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, epoch), (n,)))(keys)  # (K, n)
+    replicas = jnp.arange(keys.shape[0])
+
+    def swap(step, perm):
+        i = n - 1 - step
+        j = jnp.minimum(jnp.floor(u[:, i] * (i + 1)).astype(jnp.int32), i)  # uniform in [0, i]
+        a, b = perm[replicas, i], perm[replicas, j]
+        return perm.at[replicas, i].set(b).at[replicas, j].set(a)
+
+    identity = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (keys.shape[0], n))
+    return jax.lax.fori_loop(0, n - 1, swap, identity)
 
 
 # ----------------------------------------------------------------------------- model and loss
@@ -82,9 +95,8 @@ def forward(params, x, activation):
     """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica."""
     h = x
     for i, (kernel, bias) in enumerate(params):
-        # (batch, fan_in, 1, K|1) * (fan_in, fan_out, K) summed over fan_in -> (batch, fan_out, K)
-        hk = h[:, :, None, :] if h.ndim == 3 else h[:, :, None, None]
-        z = jnp.sum(hk * kernel[None], axis=1) + bias[None]
+        # (batch, fan_in[, K]) . (fan_in, fan_out, K) -> (batch, fan_out, K): K minor keeps XLA's loops vectorised
+        z = jnp.einsum("bik,iok->bok" if h.ndim == 3 else "bi,iok->bok", h, kernel) + bias[None]
         h = ACTIVATIONS[activation](z) if i < len(params) - 1 else z
     return h[:, 0, :]
 
@@ -99,17 +111,6 @@ def bce_with_logits(logits, y):
     relu_logits = jnp.where(positive, logits, 0.0)
     neg_abs_logits = jnp.where(positive, -logits, logits)
     return relu_logits - logits * y + jnp.log1p(jnp.exp(neg_abs_logits))
-
-
-def batch_loss(params, x, y, mask, activation):
-    """Per-replica mean loss over the batch's real rows (mask 0 marks padding): (K,)."""
-    losses = bce_with_logits(forward(params, x, activation), y) * mask[:, None]  # (batch, K)
-    return jnp.sum(losses, axis=0) / jnp.sum(mask)
-
-
-def _grads(params, x, y, mask, activation):
-    """Each replica's gradient of its own batch loss (replicas are independent, so grad of the sum)."""
-    return jax.grad(lambda p: jnp.sum(batch_loss(p, x, y, mask, activation)))(params)
 
 
 def _mean_abs(tree) -> jnp.ndarray:
@@ -177,7 +178,7 @@ def _histogram(values):
 def _layer_histograms(val_grads, params):
     """Per layer, histograms of the pooled validation gradients and of the kernel: (L, 2, K, ...)."""
     counts, ranges = [], []
-    for (g, _), (w, _) in zip(val_grads, params):
+    for g, (w, _) in zip(val_grads, params):
         per_kind = [_histogram(g.reshape(-1, g.shape[-1])), _histogram(w.reshape(-1, w.shape[-1]))]
         counts.append(jnp.stack([c for c, _ in per_kind]))
         ranges.append(jnp.stack([r for _, r in per_kind]))
@@ -185,9 +186,19 @@ def _layer_histograms(val_grads, params):
 
 
 def _val_grads(params, val, activation):
-    """Kernel/bias gradients of each validation batch's loss: leaves (batches, ..., K)."""
-    x, y, mask = val  # (batches, B, n_in), (batches, B, 1), (batches, B)
-    return jax.vmap(lambda xb, yb, mb: _grads(params, xb, yb, mb, activation))(x, y, mask)
+    """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
+
+    Batches run one after another (lax.map), not all at once (vmap): each batch's activations then
+    stay in cache, which on CPU makes the whole pass several times faster.
+    """
+    def one_batch(batch):
+        x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
+        def loss(kernels):
+            layers = [(kernel, bias) for kernel, (_, bias) in zip(kernels, params)]
+            return jnp.sum(bce_with_logits(forward(layers, x, activation), y) * mask[:, None]) / jnp.sum(mask)
+        return jax.grad(loss)([kernel for kernel, _ in params])
+
+    return jax.lax.map(one_batch, val)
 
 
 def _evaluate(params, x, y, activation, threshold):
@@ -223,7 +234,7 @@ def _program(cfg: Training, params, hp, order, data):
     def layer_stats(params, train_grad_mean):
         grads = _val_grads(params, val, act)
         l1 = jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params])  # (L, K)
-        val_mean = jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g, _ in grads])  # (L, K)
+        val_mean = jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads])  # (L, K)
         return jnp.stack([val_mean, train_grad_mean, l1]), grads
 
     def record_histograms(hist, params, grads, epoch):
