@@ -150,7 +150,8 @@ def select_device(device: str) -> str:
     if device == "gpu" and not gpus:
         raise RuntimeError("train.device is 'gpu' but TensorFlow sees no GPU")
     if device == "cpu" or not gpus:
-        tf.config.set_visible_devices([], "GPU")
+        if gpus:
+            tf.config.set_visible_devices([], "GPU")
         return "cpu"
     details = tf.config.experimental.get_device_details(gpus[0])
     return f"gpu: {details.get('device_name', gpus[0].name)}"
@@ -159,5 +160,8 @@ def select_device(device: str) -> str:
 def configure(threads: int) -> None:
     """Deterministic ops and a thread budget matching the job's share of the machine."""
     tf.config.experimental.enable_op_determinism()
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already started in this process (a test session): keep its pools
+        pass
