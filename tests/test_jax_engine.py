@@ -141,3 +141,12 @@ assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFl
     params["train"].update(epochs=2, seeds=[1])
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_row_orders_are_permutations_whatever_the_batching():
+    keys = je.shuffle_keys([4, 5, 6])
+    together = np.asarray(je.all_permutations(keys, np.arange(1, 4), 50))  # (epochs, K, n)
+    for e in range(3):
+        np.testing.assert_array_equal(together[e], np.asarray(je.permutations(keys, e + 1, 50)))
+    assert all(sorted(row) == list(range(50)) for row in together.reshape(-1, 50))
+    assert len({tuple(row) for row in together.reshape(-1, 50)}) == 9  # every replica and epoch its own order

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
 BUCKETS = 30  # TensorBoard's default histogram bucket count
+PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
 HISTORY = ("loss_train", "accuracy_train", "loss_test", "accuracy_test")
 LAYER_STATS = ("grad_val_mean_abs", "grad_train_mean_abs", "kernel_l1")
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
@@ -71,22 +72,35 @@ def shuffle_keys(seeds) -> jnp.ndarray:
     return jnp.stack([jax.random.fold_in(jax.random.key(seed), 1_000_003) for seed in seeds])
 
 
-def permutations(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`, a uniform random permutation.
+def _uniforms(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
+    """(K, n) uniforms behind each replica's row order in `epoch`: a function of its key and the epoch only."""
+    return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, epoch), (n,)))(keys)
 
-    Fisher-Yates, vectorised across replicas: on CPU about twice as fast as sorting random keys.
-    """
-    u = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, epoch), (n,)))(keys)  # (K, n)
-    replicas = jnp.arange(keys.shape[0])
+
+def _fisher_yates(u: jnp.ndarray) -> jnp.ndarray:
+    """(rows, n) uniforms -> one uniform random permutation of range(n) per row, vectorised across rows
+    (on CPU about twice as fast as sorting random keys)."""
+    rows, n = u.shape
+    index = jnp.arange(rows)
 
     def swap(step, perm):
         i = n - 1 - step
         j = jnp.minimum(jnp.floor(u[:, i] * (i + 1)).astype(jnp.int32), i)  # uniform in [0, i]
-        a, b = perm[replicas, i], perm[replicas, j]
-        return perm.at[replicas, i].set(b).at[replicas, j].set(a)
+        a, b = perm[index, i], perm[index, j]
+        return perm.at[index, i].set(b).at[index, j].set(a)
 
-    identity = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (keys.shape[0], n))
-    return jax.lax.fori_loop(0, n - 1, swap, identity)
+    return jax.lax.fori_loop(0, n - 1, swap, jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n)))
+
+
+def permutations(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
+    """(K, n): each replica's order of the training rows in `epoch`."""
+    return _fisher_yates(_uniforms(keys, epoch, n))
+
+
+def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int) -> jnp.ndarray:
+    """(epochs, K, n): the same orders as `permutations`, drawn in one loop (faster for few replicas)."""
+    u = jax.vmap(lambda e: _uniforms(keys, e, n))(epochs)
+    return _fisher_yates(u.reshape(-1, n)).reshape(u.shape)
 
 
 # ----------------------------------------------------------------------------- model and loss
@@ -278,6 +292,8 @@ def _program(cfg: Training, params, hp, order, data):
     stats0, grads0 = layer_stats(params, jnp.full((L, K), jnp.nan, jnp.float32))
     hist = record_histograms(hist, params, grads0, 0)
     epochs = jnp.arange(1, cfg.epochs + 1)
+    if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
+        order = all_permutations(order, epochs, n)  # one loop for all epochs: less overhead
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), hist)
     (params, _, _, hist), (history, stats) = jax.lax.scan(epoch_fn, carry, xs)

@@ -1,0 +1,145 @@
+"""Speed of the fast engine against the Keras reference, measured side by side in one run.
+
+    python benchmarks/engine_speed.py            # P1, P2 (and P3 where JAX sees a GPU)
+    python benchmarks/engine_speed.py --parts p2,p3 --p2-epochs 20
+
+P1: one depth-5 width-5 model, 500 epochs: Keras `model.fit` time / fast-engine time (compile
+    excluded and included). P2: CPU throughput at 1,000 replicas. P3: GPU throughput at 10,000 and
+    100,000 replicas, depth 5 and 20. The fast engine always computes the study's per-epoch
+    statistics (validation and training gradient means, kernel L1 norms, histograms every
+    `--histogram-freq` epochs). Each part runs in a fresh interpreter, so its peak memory is its own.
+The last line printed is one JSON object with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+SPEC = {"depth": 5, "width": 5, "activation": "tanh", "hidden_init": {"name": "random_uniform", "minval": 0.0,
+                                                                     "maxval": 1.0},
+        "output_init": {"name": "random_uniform", "minval": 0.0, "maxval": 1.0}}
+SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+
+
+def _data():
+    from vanishing_gradients.dataset import arrays, make_dataset
+    frame = make_dataset({"n_samples": 1000, "noise": 0.1, "random_state": 1, "n_train": 500, "scaler_fit": "all"})
+    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def part_keras(args) -> dict:
+    """The reference: a plain 500-epoch model.fit of the deep tanh model, as the original ran it."""
+    from vanishing_gradients.keras_engine import configure, keras
+    from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
+    configure(1)
+    data = _data()
+    keras.utils.set_random_seed(1)
+    model = build_keras_model(ModelSpec(**SPEC))
+    model.compile(optimizer=keras_optimizer(SGD), loss="binary_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(*data["train"], batch_size=32, epochs=args.p1_epochs, validation_data=data["test"], verbose=0)
+    return {"fit_s": time.perf_counter() - start}
+
+
+def _engine_run(replicas: int, epochs: int, depth: int, histogram_freq: int) -> dict:
+    """Train `replicas` replicas twice: the first call compiles, the second is the steady state."""
+    import jax
+
+    from vanishing_gradients import jax_engine as je
+    from vanishing_gradients.models import ModelSpec
+    spec = ModelSpec(**{**SPEC, "depth": depth})
+    cfg = je.Training(spec.activation, "sgd", epochs, 32, histogram_freq=histogram_freq)
+    data, seeds = _data(), list(range(replicas))
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        out = je.train_replicas(cfg, spec, seeds, SGD, data)
+        jax.block_until_ready(out["final"])
+        times.append(time.perf_counter() - start)
+    return {"first_s": times[0], "run_s": times[1], "model_epochs_per_s": replicas * epochs / times[1],
+            "device": str(jax.devices()[0].device_kind)}
+
+
+def part_jax_one(args) -> dict:
+    return _engine_run(1, args.p1_epochs, 5, args.histogram_freq)
+
+
+def part_p2(args) -> dict:
+    import jax
+    jax.config.update("jax_platforms", "cpu")
+    return _engine_run(args.p2_replicas, args.p2_epochs, 5, args.histogram_freq)
+
+
+def part_p3(args) -> dict:
+    import jax
+    if jax.default_backend() != "gpu":
+        return {"skipped": "JAX sees no GPU"}
+    return {f"depth{d}_replicas{k}": _engine_run(k, args.p3_epochs, d, args.histogram_freq)
+            for d in (5, 20) for k in (10_000, 100_000)}
+
+
+PARTS = {"keras": part_keras, "jax_one": part_jax_one, "p2": part_p2, "p3": part_p3}
+
+
+def _run_part(name: str, argv: list[str]) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--only", name, *argv], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode != 0:
+        raise RuntimeError(f"part {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="p1,p2,p3", help="comma-separated: p1, p2, p3")
+    parser.add_argument("--p1-epochs", type=int, default=500)
+    parser.add_argument("--p2-replicas", type=int, default=1000)
+    parser.add_argument("--p2-epochs", type=int, default=100)
+    parser.add_argument("--p3-epochs", type=int, default=100)
+    parser.add_argument("--histogram-freq", type=int, default=1, help="histograms every N epochs (0: none)")
+    parser.add_argument("--only", choices=PARTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only:
+        print(json.dumps({**PARTS[args.only](args), "peak_rss_mb": _peak_mb()}))
+        return
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("parts", "only")]
+    parts, result = args.parts.split(","), {"p1_ratio": None, "p2_model_epochs_per_s": None,
+                                            "p3_model_epochs_per_s": None, "peak_rss_mb": {}}
+    if "p1" in parts:
+        keras, jax_one = _run_part("keras", argv), _run_part("jax_one", argv)
+        result.update(p1_ratio=keras["fit_s"] / jax_one["run_s"], p1_ratio_with_compile=keras["fit_s"] / jax_one["first_s"])
+        result["peak_rss_mb"].update(p1_keras=keras["peak_rss_mb"], p1_jax=jax_one["peak_rss_mb"])
+        print(f"P1  Keras fit {keras['fit_s']:.1f} s; fast engine {jax_one['run_s']:.3f} s "
+              f"({jax_one['first_s']:.2f} s with compile): {result['p1_ratio']:.0f}x "
+              f"({result['p1_ratio_with_compile']:.0f}x with compile)", flush=True)
+    if "p2" in parts:
+        p2 = _run_part("p2", argv)
+        result.update(p2_model_epochs_per_s=p2["model_epochs_per_s"], device=p2["device"])
+        result["peak_rss_mb"]["p2"] = p2["peak_rss_mb"]
+        print(f"P2  {args.p2_replicas} replicas x {args.p2_epochs} epochs on CPU: "
+              f"{p2['model_epochs_per_s']:,.0f} model-epochs/s (compile+run {p2['first_s']:.1f} s)", flush=True)
+    if "p3" in parts:
+        p3 = _run_part("p3", argv)
+        result["peak_rss_mb"]["p3"] = p3.pop("peak_rss_mb")
+        if "skipped" in p3:
+            print(f"P3  skipped: {p3['skipped']}", flush=True)
+        else:
+            result["p3_model_epochs_per_s"] = {k: v["model_epochs_per_s"] for k, v in p3.items()}
+            result["gpu"] = next(iter(p3.values()))["device"]
+            for k, v in p3.items():
+                print(f"P3  {k}: {v['model_epochs_per_s']:,.0f} model-epochs/s", flush=True)
+    result.setdefault("device", "cpu")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
