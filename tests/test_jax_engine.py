@@ -28,6 +28,7 @@ def data():
 
 def _keras_reference(spec, optimizer, data, perms, seed=3):
     """model.fit one epoch at a time on rows in the given order (shuffle off): weights and history."""
+    pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow (absent on the GPU machine)")
     from vanishing_gradients.keras_engine import keras
     keras.utils.set_random_seed(seed)
     model = build_keras_model(spec)
