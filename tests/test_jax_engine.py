@@ -151,3 +151,35 @@ def test_row_orders_are_permutations_whatever_the_batching():
         np.testing.assert_array_equal(together[e], np.asarray(je.permutations(keys, e + 1, 50)))
     assert all(sorted(row) == list(range(50)) for row in together.reshape(-1, 50))
     assert len({tuple(row) for row in together.reshape(-1, 50)}) == 9  # every replica and epoch its own order
+
+
+def _validation_batches(data):
+    x, y = data["test"]
+    n_batches, mask = je._batches(len(x), 32)
+    pad = n_batches * 32 - len(x)
+    return (np.concatenate([x, np.zeros((pad, 2), np.float32)]).reshape(n_batches, 32, 2),
+            np.concatenate([y, np.zeros((pad, 1), np.float32)]).reshape(n_batches, 32, 1), mask)
+
+
+def test_validation_gradients_match_the_reference_engine(params, data):
+    """Per-batch kernel gradients on the validation data, as the Keras engine computes them with TensorFlow."""
+    pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
+    from vanishing_gradients.keras_engine import keras, validation_gradients
+    spec = spec_for(params, "deep_relu")
+    keras.utils.set_random_seed(2)
+    model = build_keras_model(spec)
+    model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
+    reference = validation_gradients(model, *data["test"], batch_size=32)()  # batches x layers
+    ours = je._val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu")
+    for layer, grads in enumerate(ours):
+        np.testing.assert_allclose(np.asarray(grads)[..., 0], np.stack([b[layer] for b in reference]),
+                                   rtol=1e-4, atol=1e-7)
+
+
+def test_validation_gradients_same_for_few_and_many_replicas(params, data):
+    spec = spec_for(params, "deep_tanh")
+    many = je.init_params(spec, range(je.VMAP_REPLICAS + 1))  # batches one at a time
+    few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
+    val = _validation_batches(data)
+    for a, b in zip(je._val_grads(many, val, "tanh"), je._val_grads(few, val, "tanh")):
+        np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums

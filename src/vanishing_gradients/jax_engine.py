@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
 BUCKETS = 30  # TensorBoard's default histogram bucket count
+VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
 PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
 HISTORY = ("loss_train", "accuracy_train", "loss_test", "accuracy_test")
 LAYER_STATS = ("grad_val_mean_abs", "grad_train_mean_abs", "kernel_l1")
@@ -202,8 +203,9 @@ def _layer_histograms(val_grads, params):
 def _val_grads(params, val, activation):
     """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
 
-    Batches run one after another (lax.map), not all at once (vmap): each batch's activations then
-    stay in cache, which on CPU makes the whole pass several times faster.
+    With many replicas the batches run one after another (lax.map): each batch's activations then
+    stay in cache, which on CPU makes the pass several times faster than all at once (vmap). With
+    few replicas, all at once saves the loop's overhead.
     """
     def one_batch(batch):
         x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
@@ -212,7 +214,8 @@ def _val_grads(params, val, activation):
             return jnp.sum(bce_with_logits(forward(layers, x, activation), y) * mask[:, None]) / jnp.sum(mask)
         return jax.grad(loss)([kernel for kernel, _ in params])
 
-    return jax.lax.map(one_batch, val)
+    replicas = params[0][0].shape[-1]
+    return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
 
 
 def _evaluate(params, x, y, activation, threshold):
