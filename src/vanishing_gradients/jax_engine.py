@@ -58,19 +58,21 @@ def _limit(init, fan_in: int, fan_out: int) -> tuple[float, float]:
 
 def init_params(spec: ModelSpec, seeds) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
     """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)); kernels by the spec's initialisers, biases 0."""
-    params = []
+    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
     inits = [spec.hidden_init] * spec.depth + [spec.output_init]
+    params = []
     for layer, ((fan_in, fan_out), init) in enumerate(zip(spec.kernel_shapes, inits)):
         low, high = _limit(init, fan_in, fan_out)
-        kernels = [jax.random.uniform(jax.random.fold_in(jax.random.key(seed), layer), (fan_in, fan_out),
-                                      jnp.float32, low, high) for seed in seeds]
-        params.append((jnp.stack(kernels, axis=-1), jnp.zeros((fan_out, len(seeds)), jnp.float32)))
+        draw = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, layer), (fan_in, fan_out),
+                                                        jnp.float32, low, high))
+        params.append((jnp.moveaxis(draw(keys), 0, -1), jnp.zeros((fan_out, keys.shape[0]), jnp.float32)))
     return params
 
 
 def shuffle_keys(seeds) -> jnp.ndarray:
     """One key per replica for its per-epoch permutations, independent of the initialisation keys."""
-    return jnp.stack([jax.random.fold_in(jax.random.key(seed), 1_000_003) for seed in seeds])
+    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(keys)
 
 
 def _uniforms(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
@@ -281,8 +283,9 @@ def _program(cfg: Training, params, hp, order, data):
         if perm is None:
             perm = permutations(order, epoch, n)  # (K, n)
         index = jnp.concatenate([perm, jnp.zeros((K, n_batches * B - n), perm.dtype)], axis=1)
-        xb = x_train[index].reshape(K, n_batches, B, -1).transpose(1, 2, 3, 0)  # (batches, B, n_in, K)
-        yb = y_train[index].reshape(K, n_batches, B).transpose(1, 2, 0)  # (batches, B, K)
+        index = index.T.reshape(n_batches, B, K)  # gathering straight into the replica-minor layout is
+        xb = jnp.moveaxis(x_train[index], -1, 2)  # far cheaper than gathering then transposing: (batches, B, n_in, K)
+        yb = y_train[index]  # (batches, B, K)
         (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
             train_step, (params, state, step), (xb, yb, jnp.asarray(mask)))
         history = jnp.concatenate([jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n]),
