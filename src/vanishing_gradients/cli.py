@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from . import params as params_mod
+from .errors import StageError
 from .fileio import atomic_path, write_json
 from .provenance import timed
 
@@ -67,8 +68,10 @@ def cmd_train(args, params, record):
 def cmd_gradients(args, params):
     _require_experiment(params, args.experiment)
     from .extract import extract_experiment, write_tables
+    from .models import spec_for
 
-    scalars, histograms = extract_experiment(args.experiment, args.runs, params["train"]["seeds"])
+    scalars, histograms = extract_experiment(args.experiment, args.runs, params["train"]["seeds"],
+                                             params["train"]["epochs"], spec_for(params, args.experiment).layer_names)
     with atomic_path(args.out, is_dir=True) as out:
         write_tables(scalars, histograms, out)
     _log(f"gradients {args.experiment}", f"{len(scalars)} scalar and {len(histograms)} histogram rows -> {args.out}")
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         params = params_mod.load(args.params)
-    except params_mod.ParamsError as exc:
+    except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     experiment = getattr(args, "experiment", None)
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 cmd_train(args, params, record)
             else:
                 args.func(args, params)
-    except params_mod.ParamsError as exc:
+    except (StageError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -8,18 +8,26 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import StageError
+
 
 @contextmanager
 def atomic_path(target: str | Path, is_dir: bool = False):
     """Yield a temporary sibling path; on success it replaces `target`, on failure it is removed."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    prefix = f".{target.name}.partial-"
+    try:  # fails here, before any work, when the destination is not writable
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(prefix + "*"):  # left by a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    except OSError as exc:
+        raise StageError(f"{target}: cannot write there ({exc.strerror}); nothing was computed") from None
     staged = tmp if is_dir else tmp / target.name
     try:
         yield staged
         if is_dir:
-            old = target.with_name(f".{target.name}.old")
+            old = target.with_name(f"{prefix}old")
             shutil.rmtree(old, ignore_errors=True)
             if target.exists():
                 target.rename(old)

@@ -8,10 +8,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .errors import StageError
+
 SCHEMA = yaml.safe_load(resources.files(__package__).joinpath("params.schema.yaml").read_text())
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """params.yaml is malformed or holds a bad value; the message names the key."""
 
 

@@ -1,0 +1,100 @@
+"""Faults: a killed training job, damaged event files and an unwritable destination never yield
+silently wrong or half-written results."""
+import glob
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vanishing_gradients import cli
+
+ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def study(tmp_path, params):
+    """A params file (3 epochs, 2 seeds), the dataset, and one finished deep_tanh run."""
+    params["train"].update(epochs=3, seeds=[1, 2])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = ["--params", str(tmp_path / "params.yaml")]
+    assert cli.main(["data", *args, "--out-csv", str(tmp_path / "circles.csv"),
+                     "--out-plot", str(tmp_path / "circles.png")]) == 0
+    assert cli.main(["train", *args, "--experiment", "deep_tanh", "--data", str(tmp_path / "circles.csv"),
+                     "--out", str(tmp_path / "runs" / "deep_tanh")]) == 0
+    return tmp_path, args, params
+
+
+def _extract(study_dir, args):
+    return cli.main(["gradients", *args, "--experiment", "deep_tanh", "--runs", str(study_dir / "runs/deep_tanh"),
+                     "--out", str(study_dir / "tables/deep_tanh")])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupted"])
+def test_damaged_event_file_fails_extraction_naming_the_file(study, capsys, damage):
+    study_dir, args, _ = study
+    event_file = Path(glob.glob(str(study_dir / "runs/deep_tanh/seed_2/events.out.tfevents.*"))[0])
+    data = event_file.read_bytes()
+    if damage == "truncated":
+        event_file.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        event_file.write_bytes(data[:4000] + b"\x00not a record\x00" * 20 + data[4300:])
+    assert _extract(study_dir, args) == 2
+    message = capsys.readouterr().err
+    assert "seed_2" in message and "incomplete or corrupted event file" in message
+    assert not (study_dir / "tables").exists()
+
+
+def test_intact_event_files_extract(study):
+    study_dir, args, _ = study
+    assert _extract(study_dir, args) == 0
+    assert (study_dir / "tables/deep_tanh/scalars.parquet").exists()
+
+
+def test_unwritable_destination_fails_before_training(study, capsys):
+    study_dir, args, _ = study
+    (study_dir / "blocker").write_text("a file where a folder should be")
+    start = time.time()
+    status = cli.main(["train", *args, "--experiment", "deep_relu", "--data", str(study_dir / "circles.csv"),
+                       "--out", str(study_dir / "blocker" / "deep_relu")])
+    assert status == 2 and "cannot write there" in capsys.readouterr().err
+    assert time.time() - start < 5  # refused up front, not after training
+
+
+def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
+    study_dir, args, params = study
+    finished = study_dir / "runs" / "deep_tanh"
+    before = _tree_hash(finished)
+    params["train"].update(engine="keras", epochs=400)  # slow enough to be killed mid-way
+    slow = study_dir / "slow.yaml"
+    slow.write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, "-m", "vanishing_gradients", "train", "--params", str(slow), "--experiment",
+           "deep_tanh", "--data", str(study_dir / "circles.csv"), "--out", str(finished)]
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    partial = study_dir / "runs"
+    deadline = time.time() + 60
+    while not glob.glob(str(partial / ".deep_tanh.partial-*/seed_1/events.out.tfevents.*")):
+        assert time.time() < deadline and job.poll() is None, "training never started"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert _tree_hash(finished) == before  # the finished run is untouched
+    assert glob.glob(str(partial / ".deep_tanh.partial-*"))  # the partial one is only a hidden temporary
+    assert _extract(study_dir, args) == 0  # and extraction never sees it
+    # the next run clears the leftover and completes
+    assert cli.main(["train", *args, "--experiment", "deep_tanh", "--data", str(study_dir / "circles.csv"),
+                     "--out", str(finished)]) == 0
+    assert not glob.glob(str(partial / ".deep_tanh.partial-*"))
