@@ -8,6 +8,7 @@ Two additions, neither of which changes training (tests/test_keras_engine.py pro
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 
 os.environ["KERAS_BACKEND"] = "tensorflow"  # the reference is Keras on TensorFlow, whatever the shell says
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ chatter (harmless) hides real messages in logs
@@ -160,8 +161,6 @@ def select_device(device: str) -> str:
 def configure(threads: int) -> None:
     """Deterministic ops and a thread budget matching the job's share of the machine."""
     tf.config.experimental.enable_op_determinism()
-    try:
+    with suppress(RuntimeError):  # TensorFlow already started in this process (a test session): keep its pools
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already started in this process (a test session): keep its pools
-        pass

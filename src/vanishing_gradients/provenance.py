@@ -5,7 +5,7 @@ import platform
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import metadata
 
 from .fileio import write_json
@@ -18,10 +18,8 @@ def versions() -> dict[str, str]:
     """Installed versions of the packages the results depend on (absent ones left out)."""
     found = {"python": platform.python_version()}
     for name in PACKAGES:
-        try:
+        with suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
