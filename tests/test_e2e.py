@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,21 @@ def test_metrics_diff_shows_a_parameter_change(repo):
     changed = diff["results/metrics.json"]
     assert "deep_relu.test_accuracy.mean" in changed
     assert any(entry.get("diff") for entry in changed.values())
+
+
+def test_queued_experiments_run_and_are_listed(repo):
+    """README: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both."""
+    for epochs in (4, 5):
+        run(repo, "dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}")
+    run(repo, "dvc", "queue", "start", "-j", "1")
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = run(repo, "dvc", "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Failed" not in status, status
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    epochs = {exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
+              for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]}
+    assert {4, 5} <= epochs
