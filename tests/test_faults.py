@@ -2,7 +2,9 @@
 silently wrong or half-written results."""
 import glob
 import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,3 +100,33 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
     assert cli.main(["train", *args, "--experiment", "deep_tanh", "--data", str(study_dir / "circles.csv"),
                      "--out", str(finished)]) == 0
     assert not glob.glob(str(partial / ".deep_tanh.partial-*"))
+
+
+def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
+    """SIGKILL a Snakemake run during training; the next run redoes only the unfinished jobs."""
+    from conftest import copy_repo
+    repo = copy_repo(tmp_path)
+    params["train"].update(engine="keras", epochs=40, seeds=[1])
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    runs = repo / "results" / "runs"
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (runs.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())
+               and glob.glob(str(runs / ".*.partial-*"))):
+        assert time.time() < deadline and job.poll() is None, "never saw one run finished and one in progress"
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--quiet", "rules"], cwd=repo,
+                         env=ENV, capture_output=True, text=True)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
+    assert "data" not in counts and "params" not in counts, dry.stdout  # done before the kill: kept
+    assert int(counts["train"]) == 3 - len(finished), dry.stdout  # only the unfinished experiments
+    # a killed Snakemake leaves its lock; README: release it with --unlock, then run again
+    subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=ENV, check=True, capture_output=True)
+    rerun = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=repo, env=ENV,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((repo / "results" / "metrics.json").read_text()).keys() == set(params["experiments"])
