@@ -27,10 +27,9 @@ def per_seed(scalars: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def layer_means(scalars: pd.DataFrame, statistic: str, epochs: str = "training") -> pd.DataFrame:
-    """Mean over seeds and epochs of a per-layer statistic: epochs 'training' (>= 1) or 'init' (0)."""
-    rows = scalars[scalars["statistic"] == statistic]
-    rows = rows[rows["epoch"] >= 1] if epochs == "training" else rows[rows["epoch"] == 0]
+def layer_means(scalars: pd.DataFrame, statistic: str) -> pd.DataFrame:
+    """Mean over seeds and training epochs (>= 1) of a per-layer statistic."""
+    rows = scalars[(scalars["statistic"] == statistic) & (scalars["epoch"] >= 1)]
     return rows.groupby(["experiment", "layer"], sort=False)["value"].mean().reset_index()
 
 
