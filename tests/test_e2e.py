@@ -33,10 +33,13 @@ def snapshot(repo: Path) -> dict[str, str]:
 
 
 def clear_outputs(repo: Path) -> None:
+    """Delete every output, keeping the .gitignore files DVC keeps in git (and the folders holding them)."""
     for d in OUTPUT_DIRS:
         for p in sorted((repo / d).rglob("*"), reverse=True):
-            if p.name != ".gitignore":
-                p.rmdir() if p.is_dir() else p.unlink()
+            if p.is_file() and p.name != ".gitignore":
+                p.unlink()
+            elif p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
 
 
 def write_params(repo: Path, params: dict) -> None:
