@@ -229,7 +229,7 @@ def _evaluate(params, x, y, activation, threshold):
 
 
 def _batches(n: int, batch_size: int):
-    """Static padding: (batches, batch_size) mask and the padded length."""
+    """Number of batches of `batch_size` for n rows, and the (batches, batch_size) mask of real (unpadded) rows."""
     count = -(-n // batch_size)
     mask = (np.arange(count * batch_size) < n).astype(np.float32).reshape(count, batch_size)
     return count, mask
