@@ -56,3 +56,17 @@ def test_run_records_engine_and_device(runs):
         run = json.loads((run_dir / "run.json").read_text())
         assert run["engine"] == engine and run["device"].startswith("cpu")
         assert run["layers"] == ["hidden_1", "hidden_2", "hidden_3", "hidden_4", "hidden_5", "output"]
+
+
+def test_runs_carry_hparams_for_tensorboard(runs):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.plugins.hparams import metadata
+    for engine, run_dir in runs.items():
+        acc = ea.EventAccumulator(str(run_dir / "seed_2"), size_guidance={ea.TENSORS: 0})
+        acc.Reload()
+        info = metadata.parse_session_start_info_plugin_data(
+            acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
+        values = {k: v.string_value or v.number_value for k, v in info.hparams.items()}
+        assert info.group_name == "deep_relu/seed_2"
+        assert values["engine"] == engine and values["depth"] == 5 and values["seed"] == 2
+        assert values["activation"] == "relu" and values["optimizer_learning_rate"] == 0.01

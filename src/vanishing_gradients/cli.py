@@ -52,7 +52,7 @@ def cmd_train(args, params, record):
     with atomic_path(args.out, is_dir=True) as out:
         _log(stage, f"{len(seeds)} seeds x {train['epochs']} epochs on the {train['engine']} engine")
         start = time.time()
-        device, runs = train_seeds(train["engine"], spec, optimizer, train, params["events"]["histogram_freq"],
+        device, runs = train_seeds(args.experiment, spec, optimizer, train, params["events"]["histogram_freq"],
                                    data, out, args.threads)
         record.update(engine=train["engine"], device=device, n_models=len(seeds))
         for i, (seed, history, final) in enumerate(runs, 1):

@@ -18,6 +18,7 @@ sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.
 
 from tensorboard.backend.event_processing import event_accumulator as ea  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb  # noqa: E402
 from tensorboard.plugins.histogram import metadata as histogram_metadata  # noqa: E402
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb  # noqa: E402
 from tensorboard.plugins.scalar.summary_v2 import scalar_pb  # noqa: E402
@@ -60,6 +61,10 @@ class EventWriter:
                                                                                       description=None),
                           tensor=tensor_util.make_tensor_proto(buckets, dtype=np.float64))
         self._write(summary, step)
+
+    def hparams(self, values: dict, trial_id: str) -> None:
+        """The run's settings, for TensorBoard's HParams dashboard (it compares runs by these)."""
+        self._write(hparams_pb(values, trial_id=trial_id), 0)
 
     def close(self) -> None:
         self._writer.close()

@@ -15,11 +15,21 @@ def seed_dir(run_dir: str | Path, seed: int) -> Path:
     return Path(run_dir) / SEED_DIR.format(seed=seed)
 
 
-def train_seeds(engine: str, spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int, data: dict,
+def hparams(experiment: str, spec: ModelSpec, optimizer: dict, train: dict, seed: int) -> dict:
+    """One run's settings as TensorBoard hparams (numbers and strings)."""
+    def init(i):
+        return i if isinstance(i, str) else f"{i['name']}({i['minval']}, {i['maxval']})"
+    return {"experiment": experiment, "depth": spec.depth, "width": spec.width, "activation": spec.activation,
+            "hidden_init": init(spec.hidden_init), "output_init": init(spec.output_init), "engine": train["engine"],
+            "epochs": train["epochs"], "batch_size": train["batch_size"], "seed": seed,
+            **{f"optimizer_{k}": v for k, v in optimizer.items()}}
+
+
+def train_seeds(experiment: str, spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int, data: dict,
                 out_dir: Path, threads: int) -> tuple[str, Iterator[tuple[int, list[dict], dict]]]:
     """The device used, and an iterator that trains (or writes) one seed per step, yielding
     (seed, per-epoch history rows, final metrics) after that seed's event file is closed."""
-    if engine == "keras":
+    if train["engine"] == "keras":
         from . import keras_engine
 
         keras_engine.configure(threads)
@@ -40,6 +50,7 @@ def train_seeds(engine: str, spec: ModelSpec, optimizer: dict, train: dict, hist
     def seeds():
         for seed in train["seeds"]:
             writer = EventWriter(seed_dir(out_dir, seed))
+            writer.hparams(hparams(experiment, spec, optimizer, train, seed), f"{experiment}/seed_{seed}")
             try:
                 history, final = run(seed, writer)
             finally:
