@@ -10,7 +10,7 @@ from tensorboard.util import tensor_util
 
 from vanishing_gradients import jax_engine as je
 from vanishing_gradients.dataset import arrays, make_dataset
-from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer, spec_for
+from vanishing_gradients.models import build_keras_model, keras_optimizer, spec_for
 
 EPOCHS = 5
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}

@@ -25,6 +25,11 @@ from tensorboard.plugins.scalar.summary_v2 import scalar_pb  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 
+# Statistics every run writes: per epoch for the model and for each layer, and once at the end
+# (model.evaluate after training, as the original reports) under FINAL_PREFIX + a model statistic.
+MODEL_STATISTICS = ("loss_train", "accuracy_train", "loss_test", "accuracy_test")
+LAYER_STATISTICS = ("grad_val_mean_abs", "grad_train_mean_abs", "kernel_l1")
+FINAL_PREFIX = "final_"
 SCALAR_COLUMNS = ["layer", "epoch", "statistic", "value"]
 HISTOGRAM_COLUMNS = ["layer", "epoch", "statistic", "bin_left", "bin_right", "count"]
 MODEL_LEVEL = "model"  # the `layer` of a model-level statistic in the tables
@@ -68,6 +73,15 @@ class EventWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def record_final(writer: EventWriter, final: dict, history: list[dict], step: int) -> dict:
+    """Write a run's final loss and accuracy per split at `step`; return them with `diverged`: whether
+    any loss, of an epoch or final, is not finite (a result to record, not an error)."""
+    for statistic in MODEL_STATISTICS:
+        writer.scalar(FINAL_PREFIX + statistic, final[statistic], step)
+    losses = [row[k] for row in history for k in ("loss_train", "loss_test")] + [final["loss_train"]]
+    return {**final, "diverged": not bool(np.all(np.isfinite(losses)))}
 
 
 def split_tag(tag: str) -> tuple[str, str]:

@@ -6,14 +6,11 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import StageError
-from .events import read_events
+from .events import FINAL_PREFIX, LAYER_STATISTICS, MODEL_STATISTICS, read_events
 from .training import seed_dir
 
 SCALARS_FILE, HISTOGRAMS_FILE = "scalars.parquet", "histograms.parquet"
 
-
-MODEL_STATISTICS = ["loss_train", "accuracy_train", "loss_test", "accuracy_test"]
-LAYER_STATISTICS = ["grad_val_mean_abs", "grad_train_mean_abs", "kernel_l1"]
 
 
 class IncompleteRunError(StageError):
@@ -25,7 +22,7 @@ def check_complete(scalars: pd.DataFrame, epochs: int, layers: list[str], where:
     file (which TensorBoard's reader reads up to the damage, silently) fails here instead."""
     have = scalars.groupby(["statistic", "layer"])["epoch"].apply(set).to_dict()
     expected = {(s, "model"): set(range(1, epochs + 1)) for s in MODEL_STATISTICS}
-    expected |= {(f"final_{s}", "model"): {epochs} for s in MODEL_STATISTICS}
+    expected |= {(FINAL_PREFIX + s, "model"): {epochs} for s in MODEL_STATISTICS}
     expected |= {(s, layer): set(range(0 if s != "grad_train_mean_abs" else 1, epochs + 1))
                  for s in LAYER_STATISTICS for layer in layers}
     missing = {key: sorted(want - have.get(key, set())) for key, want in expected.items() if want - have.get(key, set())}

@@ -28,8 +28,6 @@ from .models import ModelSpec  # noqa: E402
 BUCKETS = 30  # TensorBoard's default histogram bucket count
 VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
 PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
-HISTORY = ("loss_train", "accuracy_train", "loss_test", "accuracy_test")
-LAYER_STATS = ("grad_val_mean_abs", "grad_train_mean_abs", "kernel_l1")
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 
 

@@ -2,10 +2,8 @@
 per-seed outputs as the reference engine (event file with the same tags, history, final metrics)."""
 from __future__ import annotations
 
-import numpy as np
-
 from . import jax_engine as je
-from .events import EventWriter
+from .events import LAYER_STATISTICS, MODEL_STATISTICS, EventWriter, record_final
 from .models import ModelSpec
 
 
@@ -28,10 +26,10 @@ def write_replica(writer: EventWriter, out: dict, k: int, layers: list[str], his
     epochs = history.shape[0]
     for epoch in range(epochs + 1):
         if epoch:
-            for tag, value in zip(je.HISTORY, history[epoch - 1]):
+            for tag, value in zip(MODEL_STATISTICS, history[epoch - 1]):
                 writer.scalar(tag, value, epoch)
         for i, layer in enumerate(layers):
-            for name, value in zip(je.LAYER_STATS, stats[epoch, :, i]):
+            for name, value in zip(LAYER_STATISTICS, stats[epoch, :, i]):
                 if epoch or name != "grad_train_mean_abs":  # no training step before epoch 1
                     writer.scalar(f"{name}/{layer}", value, epoch)
     counts, ranges = out["hist_counts"][..., k, :], out["hist_ranges"][..., k, :]  # (H, L, 2, BUCKETS|2)
@@ -39,12 +37,9 @@ def write_replica(writer: EventWriter, out: dict, k: int, layers: list[str], his
         for i, layer in enumerate(layers):
             for j, kind in enumerate(("grad_val", "kernel")):
                 writer.histogram_counts(f"{kind}/{layer}", *ranges[h, i, j], counts[h, i, j], h * histogram_freq)
-    final = dict(zip(["loss_train", "accuracy_train", "loss_test", "accuracy_test"], map(float, out["final"][:, k])))
-    for tag, value in final.items():
-        writer.scalar(f"final_{tag}", value, epochs)
-    rows = [{"epoch": e + 1, **dict(zip(je.HISTORY, map(float, history[e])))} for e in range(epochs)]
-    final["diverged"] = not bool(np.all(np.isfinite(history[:, [0, 2]])) and np.isfinite(final["loss_train"]))
-    return rows, final
+    rows = [{"epoch": e + 1, **dict(zip(MODEL_STATISTICS, map(float, history[e])))} for e in range(epochs)]
+    final = dict(zip(MODEL_STATISTICS, map(float, out["final"][:, k])))
+    return rows, record_final(writer, final, rows, epochs)
 
 
 def train_experiment(spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int, data: dict, device):

@@ -17,7 +17,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .events import EventWriter  # noqa: E402
+from .events import EventWriter, record_final  # noqa: E402
 from .models import ModelSpec, build_keras_model, keras_optimizer  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -138,11 +138,7 @@ def train_one(spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int
     for split, (x, y) in data.items():
         loss, accuracy = model.evaluate(x, y, batch_size=train["batch_size"], verbose=0)
         final[f"loss_{split}"], final[f"accuracy_{split}"] = float(loss), float(accuracy)
-    for tag, value in final.items():
-        writer.scalar(f"final_{tag}", value, train["epochs"])
-    losses = [row[k] for row in logger.history for k in ("loss_train", "loss_test")]
-    final["diverged"] = not bool(np.all(np.isfinite(losses + [final["loss_train"]])))
-    return logger.history, final
+    return logger.history, record_final(writer, final, logger.history, train["epochs"])
 
 
 def select_device(device: str) -> str:
