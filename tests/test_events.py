@@ -1,20 +1,22 @@
 """The event files are real TensorBoard files and the extraction reads back exactly what was written."""
 import numpy as np
+from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 from tensorboard.util import tensor_util
 
-from vanishing_gradients.events import EventWriter, read_events
+from vanishing_gradients.events import EventWriter, read_events, tensorboard_buckets
 
 
 def test_scalars_and_histograms_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    grads = {step: rng.normal(size=(5, 5)) for step in (0, 1, 2)}
+    grads = {step: rng.normal(size=(5, 5)).astype(np.float32) for step in (0, 1, 2)}
     writer = EventWriter(tmp_path)
     for step, values in grads.items():
         writer.scalar("loss_train", 0.5 + step, step)
         writer.scalar("grad_val_mean_abs/hidden_1", np.abs(values).mean(), step)
-        writer.histogram("grad_val/hidden_1", values, step)
-    writer.histogram("grad_val/hidden_2", np.array([np.nan, 1.0]), 0)  # a diverged model: skipped
+        counts, (low, high) = tensorboard_buckets(values)
+        writer.histogram_counts("grad_val/hidden_1", low, high, counts, step)
+    writer.histogram_counts("grad_val/hidden_2", np.nan, 1.0, np.ones(30), 0)  # a diverged model: skipped
     writer.close()
 
     scalars, histograms = read_events(tmp_path)
@@ -25,7 +27,24 @@ def test_scalars_and_histograms_round_trip(tmp_path):
     np.testing.assert_allclose(grad["value"], [np.abs(v).mean() for v in grads.values()], rtol=1e-6)
     assert set(histograms["layer"]) == {"hidden_1"}
     for step, values in grads.items():
+        # the same buckets as tensorboard's own histogram summary of these values
         expected = tensor_util.make_ndarray(histogram_pb("x", values.ravel(), buckets=30).value[0].tensor)
         got = histograms[histograms["epoch"] == step][["bin_left", "bin_right", "count"]].to_numpy()
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_allclose(got, expected, atol=1e-6)  # edges from float32 ranges
+        np.testing.assert_array_equal(got[:, 2], expected[:, 2])
         assert got[:, 2].sum() == values.size
+
+
+def test_tensorboard_reads_what_we_write(tmp_path):
+    """TensorBoard's own reader sees the scalar and histogram plugins, with metadata written once per tag."""
+    writer = EventWriter(tmp_path)
+    for step in range(3):
+        writer.scalar("accuracy_test", 0.5, step)
+        writer.histogram_counts("kernel/output", -1.0, 1.0, np.arange(30), step)
+    writer.close()
+    acc = ea.EventAccumulator(str(tmp_path), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    assert acc.SummaryMetadata("accuracy_test").plugin_data.plugin_name == "scalars"
+    assert acc.SummaryMetadata("kernel/output").plugin_data.plugin_name == "histograms"
+    assert [e.step for e in acc.Tensors("kernel/output")] == [0, 1, 2]
+    assert tensor_util.make_ndarray(acc.Tensors("kernel/output")[2].tensor_proto).shape == (30, 3)

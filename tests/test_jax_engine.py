@@ -10,11 +10,18 @@ from tensorboard.util import tensor_util
 
 from vanishing_gradients import jax_engine as je
 from vanishing_gradients.dataset import arrays, make_dataset
-from vanishing_gradients.models import build_keras_model, keras_optimizer, spec_for
+from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
 
 EPOCHS = 5
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 ADAM = {"name": "adam", "learning_rate": 0.01}
+
+
+def spec_for(params, study, depth=None):
+    """The model of a headline study (or of its config at another depth)."""
+    from vanishing_gradients.study import variants
+    spec = variants(params, study)[0].spec
+    return spec if depth is None else ModelSpec(depth, spec.width, spec.activation, spec.hidden_init, spec.output_init)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def test_matches_keras_fit(params, data, experiment, optimizer):
     perms = np.stack([np.random.default_rng(e).permutation(500) for e in range(EPOCHS)])
     init, keras_weights, keras_history, model = _keras_reference(spec, optimizer, data, perms)
     cfg = je.Training(spec.activation, optimizer["name"], EPOCHS, 32)
-    out = je.train_replicas(cfg, spec, [0], optimizer, data, params=_as_replica(init), perms=perms[:, None, :])
+    out = je.train_replicas(cfg, [spec], [0], [optimizer], data, params=_as_replica(init), perms=perms[:, None, :])
     history = out["history"][:, :, 0]  # (epochs, [loss, acc, val_loss, val_acc])
     np.testing.assert_allclose(history[:, [0, 2]], keras_history[:, [0, 2]], rtol=1e-5)
     # accuracies as counts of correct rows (both sets have 500): equal, not merely close
@@ -70,9 +77,11 @@ def test_matches_keras_fit(params, data, experiment, optimizer):
         np.testing.assert_allclose(bias[..., 0], k_bias, atol=1e-4)
 
 
-def _train(spec, seeds, optimizers, data, epochs=EPOCHS):
-    return je.train_replicas(je.Training(spec.activation, "sgd", epochs, 32, histogram_freq=1), spec, seeds,
-                             optimizers, data)
+def _train(spec, seeds, optimizers, data, epochs=EPOCHS, detail=(0,)):
+    specs = spec if isinstance(spec, list) else [spec] * len(seeds)
+    optimizers = optimizers if isinstance(optimizers, list) else [optimizers] * len(seeds)
+    return je.train_replicas(je.Training(specs[0].activation, "sgd", epochs, 32, stats_freq=1, histogram_freq=1),
+                             specs, seeds, optimizers, data, detail=detail)
 
 
 def test_replica_in_a_batch_of_64_matches_it_alone(params, data):
@@ -83,6 +92,43 @@ def test_replica_in_a_batch_of_64_matches_it_alone(params, data):
         np.testing.assert_allclose(w64[..., 17], w1[..., 0], atol=1e-6)
         np.testing.assert_allclose(b64[..., 17], b1[..., 0], atol=1e-6)
     np.testing.assert_allclose(batch["history"][..., 17], alone["history"][..., 0], atol=1e-6)
+
+
+def test_replicas_of_other_depths_share_a_program(params, data):
+    """A depth-2 replica padded among deeper ones trains as it does alone: padding layers pass values and
+    gradients through untouched, and its statistics and histograms are its own."""
+    depths = [4, 2, 1, 3]
+    mixed = _train([spec_for(params, "deep_relu", d) for d in depths], [5, 6, 7, 8], SGD, data, detail=(1, 2))
+    alone = _train(spec_for(params, "deep_relu", 2), [6], SGD, data, detail=(0,))
+    for layer in (0, 1, -1):  # hidden_1, hidden_2, output
+        np.testing.assert_allclose(mixed["params"][layer][0][..., 1], alone["params"][layer][0][..., 0], atol=1e-6)
+        np.testing.assert_allclose(mixed["layer_stats"][:, :, layer, 1], alone["layer_stats"][:, :, layer, 0],
+                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(mixed["hist_counts"][:, layer, :, 0], alone["hist_counts"][:, layer, :, 0])
+    assert np.all(np.isnan(mixed["layer_stats"][:, :, 2:4, 1]))  # hidden_3, hidden_4: not in a depth-2 model
+    np.testing.assert_allclose(mixed["history"][..., 1], alone["history"][..., 0], atol=1e-6)
+    assert not np.any(mixed["params"][3][0][..., 1])  # its padding layer never moves
+
+
+def test_statistics_at_initialisation_match_the_reference_engine(params, data):
+    """The in-program statistics of epoch 0 equal the Keras engine's StatisticsRecorder on the same weights."""
+    pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
+    from vanishing_gradients.keras_engine import StatisticsRecorder, keras
+    for study in ("deep_tanh", "deep_relu"):
+        spec = spec_for(params, study)
+        keras.utils.set_random_seed(4)
+        model = build_keras_model(spec)
+        model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
+        recorder = StatisticsRecorder(None, *data["test"], 32, 1, {"stats_freq": 1, "histogram_freq": 1}, True)
+        recorder.set_model(model)
+        recorder.on_train_begin()
+        reference = recorder.arrays()
+        cfg = je.Training(spec.activation, "sgd", 1, 32, stats_freq=1, histogram_freq=1)
+        ours = je.train_replicas(cfg, [spec], [0], [SGD], data, detail=[0],
+                                 params=_as_replica([w.numpy() for w in model.weights]))
+        np.testing.assert_allclose(ours["layer_stats"][0, ..., 0], reference["layer_stats"][0], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(ours["hist_counts"][0, ..., 0, :], reference["hist_counts"][0])
+        np.testing.assert_allclose(ours["hist_ranges"][0, ..., 0, :], reference["hist_ranges"][0], rtol=1e-5)
 
 
 def test_same_parameters_twice_are_bit_identical(params, data):
@@ -102,10 +148,10 @@ def test_a_diverging_replica_leaves_the_others_alone(params, data):
 
 
 def test_initialisers_follow_keras_limits(params):
-    he = je.init_params(spec_for(params, "deep_relu"), range(50))
+    he = je.init_params([spec_for(params, "deep_relu")] * 50, range(50))
     for (kernel, bias), limit in zip(he, [np.sqrt(6 / 2)] + [np.sqrt(6 / 5)] * 4 + [np.sqrt(6 / 6)]):
         assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit and not np.any(bias)
-    uniform = np.concatenate([np.ravel(k) for k, _ in je.init_params(spec_for(params, "deep_tanh"), range(50))])
+    uniform = np.concatenate([np.ravel(k) for k, _ in je.init_params([spec_for(params, "deep_tanh")] * 50, range(50))])
     assert uniform.min() >= 0 and uniform.max() <= 1 and uniform.min() < 0.01 and uniform.max() > 0.99
 
 
@@ -120,26 +166,24 @@ def test_in_program_histograms_equal_tensorboards():
 
 
 def test_engine_and_event_files_need_no_tensorflow(params, data, tmp_path):
-    """Train, write and read back events in a fresh interpreter: TensorFlow and Keras never load."""
+    """Train a study, write and read back its events in a fresh interpreter: TensorFlow and Keras never load."""
     code = f"""
 import sys, yaml
-from vanishing_gradients import jax_train, events, models
+from vanishing_gradients import jax_train, events, run_events, study
 from vanishing_gradients.dataset import arrays, make_dataset
 p = yaml.safe_load(open({str(tmp_path / "p.yaml")!r}))
 frame = make_dataset(p["data"])
 data = {{"train": arrays(frame, "train"), "test": arrays(frame, "test")}}
-spec = models.spec_for(p, "deep_relu")
 device, _ = jax_train.select_device("cpu")
-out = jax_train.train_experiment(spec, p["train"]["optimizer"], p["train"], 1, data, device)
-writer = events.EventWriter({str(tmp_path)!r})
-jax_train.write_replica(writer, out, 0, spec.layer_names, 1)
-writer.close()
-scalars, histograms = events.read_events({str(tmp_path)!r})
+for variant, out in jax_train.train_variants(study.variants(p, "deep_relu"), p["train"], p["events"], data, device, print):
+    run_events.write_variant({str(tmp_path / "run")!r}, variant, out, p["train"], p["events"])
+scalars, histograms = events.read_events({str(tmp_path / "run" / "seed_1")!r})
 assert len(scalars) and len(histograms)
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow was imported"
 """
     import yaml
     params["train"].update(epochs=2, seeds=[1])
+    params["events"].update(stats_freq=1, histogram_freq=1)
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -170,7 +214,7 @@ def test_validation_gradients_match_the_reference_engine(params, data):
     model = build_keras_model(spec)
     model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
     reference = validation_gradients(model, *data["test"], batch_size=32)()  # batches x layers
-    ours = je._val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu")
+    ours = je._val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu", None)
     for layer, grads in enumerate(ours):
         np.testing.assert_allclose(np.asarray(grads)[..., 0], np.stack([b[layer] for b in reference]),
                                    rtol=1e-4, atol=1e-7)
@@ -178,8 +222,8 @@ def test_validation_gradients_match_the_reference_engine(params, data):
 
 def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     spec = spec_for(params, "deep_tanh")
-    many = je.init_params(spec, range(je.VMAP_REPLICAS + 1))  # batches one at a time
+    many = je.init_params([spec] * (je.VMAP_REPLICAS + 1), range(je.VMAP_REPLICAS + 1))  # batches one at a time
     few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
     val = _validation_batches(data)
-    for a, b in zip(je._val_grads(many, val, "tanh"), je._val_grads(few, val, "tanh")):
+    for a, b in zip(je._val_grads(many, val, "tanh", None), je._val_grads(few, val, "tanh", None)):
         np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums

@@ -33,8 +33,17 @@ BAD = {
     "unknown nested key (typo)": (lambda p: _set(p, ["train", "epoch"], 5), "train.epoch"),
     "zero epochs": (lambda p: _set(p, ["train", "epochs"], 0), "train.epochs"),
     "negative epochs": (lambda p: _set(p, ["train", "epochs"], -3), "train.epochs"),
-    "depth 0": (lambda p: _set(p, ["experiments", "deep_tanh", "depth"], 0), "experiments.deep_tanh.depth"),
-    "width 0": (lambda p: _set(p, ["experiments", "deep_relu", "width"], 0), "experiments.deep_relu.width"),
+    "depth 0": (lambda p: _set(p, ["studies", "deep_tanh", "depths"], [0]), "studies.deep_tanh.depths"),
+    "width 0": (lambda p: _set(p, ["studies", "deep_relu", "widths"], [0]), "studies.deep_relu.widths"),
+    "depth range backwards": (lambda p: _set(p, ["studies", "breadth", "depths"], {"from": 10, "to": 1}),
+                              "studies.breadth.depths"),
+    "depth range with a typo": (lambda p: _set(p, ["studies", "breadth", "depths"], {"from": 1, "too": 5}),
+                                "studies.breadth.depths"),
+    "unknown key in a study": (lambda p: _set(p, ["studies", "breadth", "width"], [5]), "studies.breadth.width"),
+    "study without configs": (lambda p: _delete(p, ["studies", "breadth", "configs"]), "configs"),
+    "zero seeds in a study": (lambda p: _set(p, ["studies", "breadth", "seeds"], 0), "studies.breadth.seeds"),
+    "histograms off the statistics grid": (lambda p: _set(p, ["events", "histogram_freq"], 15),
+                                           "events.histogram_freq"),
     "unknown activation": (lambda p: _set(p, ["configs", "relu_he", "activation"], "swish"),
                            "configs.relu_he.activation"),
     "unknown initialiser": (lambda p: _set(p, ["configs", "relu_he", "hidden_init"], "he_magic"),
@@ -46,8 +55,11 @@ BAD = {
     "learning rate zero": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], 0), "train.optimizer.learning_rate"),
     "learning rate a string": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], "fast"),
                                "train.optimizer.learning_rate"),
-    "experiment with unknown config": (lambda p: _set(p, ["experiments", "deep_tanh", "config"], "nope"),
-                                       "experiments.deep_tanh.config"),
+    "study with unknown config": (lambda p: _set(p, ["studies", "deep_tanh", "configs"], ["nope"]),
+                                  "studies.deep_tanh.configs"),
+    "adam settings on an sgd config": (lambda p: _set(p, ["configs", "relu_he", "optimizer"],
+                                                      {"name": "sgd", "learning_rate": 0.1, "beta_1": 0.9}),
+                                       "configs.relu_he.optimizer.beta_1"),
     "missing required key": (lambda p: _delete(p, ["train", "batch_size"]), "batch_size"),
     "momentum for adam": (lambda p: _set(p, ["train", "optimizer"], {"name": "adam", "learning_rate": 0.01,
                                                                       "momentum": 0.9}), "train.optimizer.momentum"),
@@ -83,3 +95,24 @@ def test_cli_exits_non_zero_and_writes_nothing(params, tmp_path, capsys, case):
     assert status == 2
     assert key in capsys.readouterr().err
     assert not (tmp_path / "data").exists() and not (tmp_path / "timings").exists()
+
+
+def test_unknown_study_is_an_error(params, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    status = cli.main(["train", "--params", str(path), "--study", "nope", "--data", str(tmp_path / "d.csv"),
+                       "--out", str(tmp_path / "runs" / "nope")])
+    assert status == 2 and "study 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_study_expansion(params):
+    from vanishing_gradients.study import n_models, variants
+    depth = variants(params, "depth_tanh_uniform")
+    assert [v.depth for v in depth] == list(range(1, 26)) and {v.width for v in depth} == {5}
+    assert depth[0].name == "tanh_uniform-d01-w05" and depth[0].seeds == tuple(range(1, 21))
+    breadth = variants(params, "breadth")
+    assert len(breadth) == 50 and breadth[0].seeds == tuple(range(1, 11))
+    adam = variants(params, "depth_tanh_uniform_adam")[0]
+    assert adam.optimizer == {"name": "adam", "learning_rate": 0.001}
+    assert n_models(params) == 3 * 20 + 4 * 25 * 20 + 50 * 10

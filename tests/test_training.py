@@ -1,22 +1,26 @@
-"""Both engines, through the train stage's CLI, write the same files with the same tags."""
+"""Both engines, through the train stage's CLI, write the same event files with the same tags and steps."""
 import json
 
-import pandas as pd
+import numpy as np
 import pytest
 import yaml
 
 from vanishing_gradients import cli
 from vanishing_gradients.events import read_events
 
+STUDY = "sweep"
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """deep_relu, 3 epochs, seeds 1 and 2, trained by each engine: {engine: run folder}."""
+    """A two-variant study (relu_he at depths 1 and 2), 3 epochs, seeds 1 and 2, trained by each engine."""
     from conftest import ROOT
     tmp = tmp_path_factory.mktemp("engines")
     data = tmp / "circles.csv"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(epochs=3, seeds=[1, 2])
+    params["events"].update(stats_freq=1, histogram_freq=2, detail_seeds=1)
+    params["studies"] = {STUDY: {"configs": ["relu_he"], "depths": [1, 2], "widths": [5]}}
     out = {}
     for engine in ("keras", "jax"):
         params["train"]["engine"] = engine
@@ -26,47 +30,64 @@ def runs(tmp_path_factory):
             assert cli.main(["data", "--params", str(path), "--out-csv", str(data), "--out-plot",
                              str(tmp / "circles.png")]) == 0
         out[engine] = tmp / engine
-        assert cli.main(["train", "--params", str(path), "--experiment", "deep_relu", "--data", str(data),
+        assert cli.main(["train", "--params", str(path), "--study", STUDY, "--data", str(data),
                          "--out", str(out[engine]), "--timings", str(tmp / "timings")]) == 0
     return out
 
 
-def _keys(table, columns):
-    return set(map(tuple, table[columns].drop_duplicates().to_numpy()))
+def _keys(table):
+    return set(map(tuple, table[["statistic", "layer", "epoch"]].drop_duplicates().to_numpy()))
 
 
-def test_same_files_tags_and_steps(runs):
-    keras_dir, jax_dir = runs["keras"], runs["jax"]
-    for seed in (1, 2):
-        k_scalars, k_hist = read_events(keras_dir / f"seed_{seed}")
-        j_scalars, j_hist = read_events(jax_dir / f"seed_{seed}")
-        assert _keys(k_scalars, ["statistic", "layer", "epoch"]) == _keys(j_scalars, ["statistic", "layer", "epoch"])
-        assert _keys(k_hist, ["statistic", "layer", "epoch"]) == _keys(j_hist, ["statistic", "layer", "epoch"])
-        assert (k_hist.groupby(["statistic", "layer", "epoch"]).size() == 30).all()
-        for name in ("history.csv", "final.json"):
-            assert (keras_dir / f"seed_{seed}" / name).exists() and (jax_dir / f"seed_{seed}" / name).exists()
-        assert list(pd.read_csv(keras_dir / f"seed_{seed}/history.csv").columns) == \
-            list(pd.read_csv(jax_dir / f"seed_{seed}/history.csv").columns)
-        assert json.loads((keras_dir / f"seed_{seed}/final.json").read_text()).keys() == \
-            json.loads((jax_dir / f"seed_{seed}/final.json").read_text()).keys()
+@pytest.mark.parametrize("run", ["relu_he-d02-w05", "relu_he-d02-w05/seed_1", "relu_he-d02-w05/seed_2",
+                                 "relu_he-d01-w05/seed_1"])
+def test_same_runs_tags_and_steps(runs, run):
+    k_scalars, k_hist = read_events(runs["keras"] / run)
+    j_scalars, j_hist = read_events(runs["jax"] / run)
+    assert _keys(k_scalars) == _keys(j_scalars)
+    assert _keys(k_hist) == _keys(j_hist)
+    assert (k_hist.groupby(["statistic", "layer", "epoch"]).size() == 30).all()
+    if run.endswith("seed_2"):  # not a detail seed: final metrics only
+        assert set(j_scalars["statistic"]) == {"final_loss_train", "final_accuracy_train", "final_loss_test",
+                                                "final_accuracy_test", "epochs_to_target", "diverged"}
+        assert k_hist.empty
+    else:
+        if run.endswith("seed_1"):  # a detail seed: histograms at epochs 0 and 2 (histogram_freq 2)
+            assert {("grad_val", "hidden_1", 0), ("kernel", "output", 2)} <= _keys(j_hist)
+        else:  # the variant's mean over seeds: no histograms
+            assert j_hist.empty
+        assert ("dead_share", "hidden_1", 0) in _keys(j_scalars) and ("dead_share", "output", 0) not in _keys(j_scalars)
+        assert ("update_ratio", "hidden_1", 0) not in _keys(j_scalars)
+
+
+def test_both_engines_measure_alike(runs):
+    """Different initial weights (each engine draws its own), the same statistics in the same ranges."""
+    for run in ("relu_he-d02-w05", "relu_he-d02-w05/seed_1"):
+        k, j = (read_events(runs[e] / run)[0].set_index(["statistic", "layer", "epoch"])["value"] for e in runs)
+        k, j = k.drop("epochs_to_target", errors="ignore"), j.drop("epochs_to_target", errors="ignore")  # NaN: not reached
+        assert np.isfinite(k).all() and np.isfinite(j).all()
+        for stat in ("accuracy_test", "dead_share", "saturated_share"):
+            assert ((0 <= k.loc[stat]) & (k.loc[stat] <= 1)).all() and ((0 <= j.loc[stat]) & (j.loc[stat] <= 1)).all()
 
 
 def test_run_records_engine_and_device(runs):
     for engine, run_dir in runs.items():
         run = json.loads((run_dir / "run.json").read_text())
         assert run["engine"] == engine and run["device"].startswith("cpu")
-        assert run["layers"] == ["hidden_1", "hidden_2", "hidden_3", "hidden_4", "hidden_5", "output"]
+        assert run["variants"] == ["relu_he-d01-w05", "relu_he-d02-w05"] and run["n_models"] == 4
 
 
 def test_runs_carry_hparams_for_tensorboard(runs):
     from tensorboard.backend.event_processing import event_accumulator as ea
     from tensorboard.plugins.hparams import metadata
     for engine, run_dir in runs.items():
-        acc = ea.EventAccumulator(str(run_dir / "seed_2"), size_guidance={ea.TENSORS: 0})
-        acc.Reload()
-        info = metadata.parse_session_start_info_plugin_data(
-            acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
-        values = {k: v.string_value or v.number_value for k, v in info.hparams.items()}
-        assert info.group_name == "deep_relu/seed_2"
-        assert values["engine"] == engine and values["depth"] == 5 and values["seed"] == 2
-        assert values["activation"] == "relu" and values["optimizer_learning_rate"] == 0.01
+        for run, group in [("relu_he-d02-w05/seed_2", f"{STUDY}/relu_he-d02-w05/seed_2"),
+                           ("relu_he-d02-w05", f"{STUDY}/relu_he-d02-w05")]:
+            acc = ea.EventAccumulator(str(run_dir / run), size_guidance={ea.TENSORS: 0})
+            acc.Reload()
+            info = metadata.parse_session_start_info_plugin_data(
+                acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content)
+            values = {k: v.string_value or v.number_value for k, v in info.hparams.items()}
+            assert info.group_name == group
+            assert values["engine"] == engine and values["depth"] == 2 and values["config"] == "relu_he"
+            assert values["activation"] == "relu" and values["optimizer_learning_rate"] == 0.01

@@ -36,63 +36,62 @@ def cmd_data(args, params):
 
 
 def cmd_train(args, params, record):
-    _require_experiment(params, args.experiment)
-    import pandas as pd
-
+    params_mod.require_study(params, args.study)
     from .dataset import arrays, read_dataset
-    from .models import spec_for
     from .provenance import versions
-    from .training import seed_dir, train_seeds
+    from .run_events import write_variant
+    from .study import variants
+    from .training import train_variants
 
     frame = read_dataset(args.data)
     data = {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
-    spec, train = spec_for(params, args.experiment), params["train"]
-    optimizer = params_mod.optimizer_for(params, args.experiment)
-    seeds, stage = train["seeds"], f"train {args.experiment}"
+    train, events, stage = params["train"], params["events"], f"train {args.study}"
+    todo = variants(params, args.study)
+    n_models = sum(len(v.seeds) for v in todo)
     with atomic_path(args.out, is_dir=True) as out:
-        _log(stage, f"{len(seeds)} seeds x {train['epochs']} epochs on the {train['engine']} engine")
+        _log(stage, f"{len(todo)} variants, {n_models} models x {train['epochs']} epochs on the "
+             f"{train['engine']} engine")
         start = time.time()
-        device, runs = train_seeds(args.experiment, spec, optimizer, train, params["events"]["histogram_freq"],
-                                   data, out, args.threads)
-        record.update(engine=train["engine"], device=device, n_models=len(seeds))
-        for i, (seed, history, final) in enumerate(runs, 1):
-            pd.DataFrame(history).to_csv(seed_dir(out, seed) / "history.csv", index=False, float_format="%.9g")
-            write_json(seed_dir(out, seed) / "final.json", final)
-            _log(stage, f"seed {seed} ({i}/{len(seeds)}) done at {time.time() - start:.1f} s: train acc "
-                 f"{final['accuracy_train']:.3f}, test acc {final['accuracy_test']:.3f}"
-                 f"{' DIVERGED' if final['diverged'] else ''}")
-        write_json(out / "run.json", {"experiment": args.experiment, "engine": train["engine"], "device": device,
-                                      "layers": spec.layer_names, "seeds": seeds, "versions": versions()})
+        device, trained = train_variants(todo, train, events, data, args.threads, lambda m: _log(stage, m))
+        record.update(engine=train["engine"], device=device, n_models=n_models)
+        for i, (variant, result) in enumerate(trained, 1):
+            seeds = write_variant(out / variant.name, variant, result, train, events)
+            accuracy = [s["accuracy_test"] for s in seeds]
+            lost = sum(s["diverged"] for s in seeds)
+            _log(stage, f"[{i}/{len(todo)}] {variant.name} at {time.time() - start:.1f} s: test acc "
+                 f"{min(accuracy):.3f}..{max(accuracy):.3f} over {len(seeds)} seeds"
+                 f"{f', {lost} DIVERGED' if lost else ''}")
+        write_json(out / "run.json", {"study": args.study, "engine": train["engine"], "device": device,
+                                      "variants": [v.name for v in todo], "n_models": n_models,
+                                      "train_s": round(time.time() - start, 3), "versions": versions()})
 
 
 def cmd_gradients(args, params):
-    _require_experiment(params, args.experiment)
-    from .extract import extract_experiment, write_tables
-    from .models import spec_for
+    params_mod.require_study(params, args.study)
+    from .extract import extract_study, write_tables
+    from .study import variants
 
-    scalars, histograms = extract_experiment(args.experiment, args.runs, params["train"]["seeds"],
-                                             params["train"]["epochs"], spec_for(params, args.experiment).layer_names)
+    tables = extract_study(args.runs, variants(params, args.study), params["train"]["epochs"], params["events"])
     with atomic_path(args.out, is_dir=True) as out:
-        write_tables(scalars, histograms, out)
-    _log(f"gradients {args.experiment}", f"{len(scalars)} scalar and {len(histograms)} histogram rows -> {args.out}")
+        write_tables(tables, out)
+    _log(f"gradients {args.study}", ", ".join(f"{len(t)} {name} rows" for name, t in tables.items())
+         + f" -> {args.out}")
 
 
 def cmd_metrics(args, params):
-    from .extract import read_scalars
-    from .metrics import gradient_profile, learning_curves, summarise
-    from .models import spec_for
+    from .metrics import analyse, headline_metrics, plot_data, round_frame
 
-    experiments = list(params["experiments"])
-    scalars = read_scalars(args.tables, experiments)
-    summary = summarise(scalars, experiments, params["events"]["success_accuracy"])
-    layers = {e: spec_for(params, e).layer_names for e in experiments}
+    tables = analyse(params, args.tables)
+    metrics = headline_metrics(params, tables)
     with atomic_path(args.plots, is_dir=True) as plots:
-        learning_curves(scalars).to_csv(plots / "learning_curves.csv", index=False)
-        gradient_profile(scalars, layers).to_csv(plots / "gradients_per_layer.csv", index=False)
-    write_json(args.out, summary)
-    for name, entry in summary.items():
-        _log("metrics", f"{name}: test acc {entry['test_accuracy']['mean']} "
-             f"(sd {entry['test_accuracy']['sd']}), success rate {entry['success_rate']}")
+        for name, frame in plot_data(params, tables).items():
+            round_frame(frame).to_csv(plots / name, index=False)
+    write_json(args.out, metrics)
+    for name, entry in metrics["studies"].items():
+        _log("metrics", f"{name}: test acc {entry['accuracy_test']['mean']} {entry['accuracy_test']['low']}.."
+             f"{entry['accuracy_test']['high']}, success rate {entry['success_rate']['rate']}")
+    for name, entry in metrics["trainable_depth"].items():
+        _log("metrics", f"trainable depth {name}: {entry['depth']} ({entry['low']}..{entry['high']})")
 
 
 def cmd_report(args, params):
@@ -102,12 +101,6 @@ def cmd_report(args, params):
     with atomic_path(args.out) as html:
         build_report(args.notebook, inputs, html)
     _log("report", f"-> {args.out}")
-
-
-def _require_experiment(params: dict, name: str) -> None:
-    if name not in params["experiments"]:
-        raise params_mod.ParamsError(f"experiment {name!r} is not in params.yaml experiments "
-                                     f"({', '.join(params['experiments'])})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,14 +118,14 @@ def _parser() -> argparse.ArgumentParser:
 
     stage("params", cmd_params, "validate params.yaml and write it as JSON", out="resolved parameters (JSON)")
     stage("data", cmd_data, "make the two-circles dataset", out_csv="dataset CSV", out_plot="scatter plot PNG")
-    train = stage("train", cmd_train, "train every seed of one experiment", data="dataset CSV",
-                  out="run folder: one TensorBoard logdir per seed")
-    train.add_argument("--experiment", required=True)
+    train = stage("train", cmd_train, "train every variant and seed of one study", data="dataset CSV",
+                  out="run folder: one TensorBoard logdir per variant and per seed")
+    train.add_argument("--study", required=True)
     train.add_argument("--threads", type=int, default=1, help="CPU threads for the keras engine")
-    grads = stage("gradients", cmd_gradients, "extract tables from one experiment's event files",
-                  runs="run folder of the experiment", out="tables folder")
-    grads.add_argument("--experiment", required=True)
-    stage("metrics", cmd_metrics, "summarise over seeds", tables="tables folder (one per experiment)",
+    grads = stage("gradients", cmd_gradients, "extract tables from one study's event files",
+                  runs="run folder of the study", out="tables folder")
+    grads.add_argument("--study", required=True)
+    stage("metrics", cmd_metrics, "statistics over seeds", tables="tables folder (one per study)",
           out="metrics JSON", plots="plot-data folder")
     stage("report", cmd_report, "build the HTML report", notebook="the report notebook", out="HTML file",
           in_params="resolved params JSON", in_dataset="dataset CSV", in_dataset_plot="scatter PNG",
@@ -148,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    experiment = getattr(args, "experiment", None)
-    timing = args.timings / f"{args.stage}{'_' + experiment if experiment else ''}.json" if args.timings else None
+    study = getattr(args, "study", None)
+    timing = args.timings / f"{args.stage}{'_' + study if study else ''}.json" if args.timings else None
     try:
-        with timed(args.stage, timing, experiment=experiment) as record:
+        with timed(args.stage, timing, study=study) as record:
             if args.func is cmd_train:
                 cmd_train(args, params, record)
             else:

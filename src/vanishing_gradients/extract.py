@@ -1,4 +1,11 @@
-"""Stage `gradients`: tidy tables built from the TensorBoard event files, not from training memory."""
+"""Stage `gradients`: tidy tables of one study built from its TensorBoard event files (run_events.py's
+layout), not from training memory:
+
+    variants.parquet    study, variant, statistic, layer, epoch, value   (mean over seeds)
+    seeds.parquet       study, variant, config, depth, width, seed, final metrics, epochs_to_target, diverged
+    detail.parquet      study, variant, seed, statistic, layer, epoch, value   (detail seeds)
+    histograms.parquet  study, variant, seed, statistic, layer, epoch, bin_left, bin_right, count
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,61 +13,91 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import StageError
-from .events import FINAL_PREFIX, LAYER_STATISTICS, MODEL_STATISTICS, read_events
-from .training import seed_dir
+from .events import read_events
+from .measures import LAYER_STATISTICS, MODEL_STATISTICS, histogram_epochs, stats_epochs
+from .run_events import FINAL_PREFIX, SEED_STATISTICS, defined, seed_dir
+from .study import Variant
 
-SCALARS_FILE, HISTOGRAMS_FILE = "scalars.parquet", "histograms.parquet"
-
+TABLES = ("variants", "seeds", "detail", "histograms")
+KEYS = ["study", "variant", "seed", "statistic", "layer", "epoch"]
 
 
 class IncompleteRunError(StageError):
     """An event file lacks records a finished run writes: it was cut short or corrupted."""
 
 
-def check_complete(scalars: pd.DataFrame, epochs: int, layers: list[str], where: Path) -> None:
-    """Every scalar a finished run writes is there, for every epoch: a truncated or corrupted event
-    file (which TensorBoard's reader reads up to the damage, silently) fails here instead."""
-    have = scalars.groupby(["statistic", "layer"])["epoch"].apply(set).to_dict()
-    expected = {(s, "model"): set(range(1, epochs + 1)) for s in MODEL_STATISTICS}
-    expected |= {(FINAL_PREFIX + s, "model"): {epochs} for s in MODEL_STATISTICS}
-    expected |= {(s, layer): set(range(0 if s != "grad_train_mean_abs" else 1, epochs + 1))
-                 for s in LAYER_STATISTICS for layer in layers}
-    missing = {key: sorted(want - have.get(key, set())) for key, want in expected.items() if want - have.get(key, set())}
+def expected_records(layers: list[str], epochs: int, stats_freq: int) -> set[tuple[str, str, int]]:
+    """(statistic, layer, epoch) of every scalar a run with per-epoch statistics holds."""
+    want = {(s, "model", e) for s in MODEL_STATISTICS for e in range(1, epochs + 1)}
+    return want | {(s, layer, e) for s in LAYER_STATISTICS for layer in layers
+                   for e in stats_epochs(epochs, stats_freq) if defined(s, layer, e)}
+
+
+def check_complete(scalars: pd.DataFrame, want: set, where: Path) -> None:
+    """Every record a finished run writes is there: a truncated or corrupted event file (which
+    TensorBoard's reader reads up to the damage, silently) fails here instead."""
+    missing = want - set(zip(scalars["statistic"], scalars["layer"], scalars["epoch"]))
     if missing:
-        (statistic, layer), lost = next(iter(missing.items()))
-        raise IncompleteRunError(f"{where}: incomplete or corrupted event file: {len(missing)} statistics lack "
-                                 f"epochs, e.g. {statistic}/{layer} from epoch {lost[0]} ({len(lost)} missing); "
-                                 f"re-run the train stage for this experiment")
+        statistic, layer, epoch = min(missing, key=lambda m: (m[2], m[0], m[1]))
+        raise IncompleteRunError(f"{where}: incomplete or corrupted event file: {len(missing)} records missing, "
+                                 f"e.g. {statistic}/{layer} at epoch {epoch}; re-run the train stage for this study")
 
 
-def extract_experiment(experiment: str, run_dir: str | Path, seeds: list[int], epochs: int,
-                       layers: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Scalars and histograms of every seed of one experiment, with experiment and seed columns."""
-    scalars, histograms = [], []
-    for seed in seeds:
-        directory = seed_dir(run_dir, seed)
-        if not directory.is_dir():
-            raise IncompleteRunError(f"{directory}: no run for seed {seed}; re-run the train stage")
-        s, h = read_events(directory)
-        check_complete(s, epochs, layers, directory)
-        scalars.append(s.assign(experiment=experiment, seed=seed))
-        histograms.append(h.assign(experiment=experiment, seed=seed))
-    return _tidy(pd.concat(scalars)), _tidy(pd.concat(histograms))
+def _read(directory: Path, want: set) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if not directory.is_dir():
+        raise IncompleteRunError(f"{directory}: no run there; re-run the train stage for this study")
+    scalars, histograms = read_events(directory)
+    check_complete(scalars, want, directory)
+    return scalars, histograms
+
+
+def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, events: dict) -> dict[str, pd.DataFrame]:
+    """The four tables of one study (see the module docstring)."""
+    tables = {name: [] for name in TABLES}
+    final = {(FINAL_PREFIX + s, "model", epochs) for s in MODEL_STATISTICS} | \
+        {(s, "model", epochs) for s in SEED_STATISTICS}
+    hist_epochs = histogram_epochs(epochs, events["histogram_freq"])
+    for variant in variants:
+        where = Path(run_dir) / variant.name
+        full = expected_records(variant.spec.layer_names, epochs, events["stats_freq"])
+        keys = {"study": variant.study, "variant": variant.name}
+        scalars, _ = _read(where, full)
+        tables["variants"].append(scalars.assign(**keys))
+        for k, seed in enumerate(variant.seeds):
+            is_detail = k < events["detail_seeds"]
+            scalars, histograms = _read(seed_dir(where, seed), final | (full if is_detail else set()))
+            at_end = scalars[(scalars["epoch"] == epochs) & scalars["statistic"].isin([f for f, _, _ in final])]
+            row = dict(zip(at_end["statistic"].str.removeprefix(FINAL_PREFIX), at_end["value"]))
+            tables["seeds"].append({**keys, "config": variant.config, "depth": variant.depth, "width": variant.width,
+                                    "seed": seed, **row})
+            if is_detail:
+                rest = scalars[~scalars["statistic"].isin([f for f, _, _ in final])]
+                tables["detail"].append(rest.assign(**keys, seed=seed))
+                if hist_epochs and histograms.empty:
+                    raise IncompleteRunError(f"{seed_dir(where, seed)}: no histograms; re-run the train stage")
+                tables["histograms"].append(histograms.assign(**keys, seed=seed))
+    out = {"seeds": pd.DataFrame(tables["seeds"])}
+    out["seeds"]["diverged"] = out["seeds"]["diverged"].astype(bool)
+    for name in ("variants", "detail", "histograms"):
+        frame = pd.concat(tables[name], ignore_index=True) if tables[name] else pd.DataFrame(columns=KEYS)
+        out[name] = _tidy(frame)
+    return out
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """Key columns first, rows in a stable order so equal runs give equal files."""
-    keys = ["experiment", "seed", "statistic", "layer", "epoch"]
+    keys = [k for k in KEYS if k in frame.columns]
     extra = [c for c in frame.columns if c not in keys]
     order = keys + (["bin_left"] if "bin_left" in extra else [])
     return frame[keys + extra].sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def write_tables(scalars: pd.DataFrame, histograms: pd.DataFrame, out_dir: Path) -> None:
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    scalars.to_parquet(out_dir / SCALARS_FILE, index=False)
-    histograms.to_parquet(out_dir / HISTOGRAMS_FILE, index=False)
+    for name, frame in tables.items():
+        frame.to_parquet(out_dir / f"{name}.parquet", index=False)
 
 
-def read_scalars(tables_dir: str | Path, experiments: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(Path(tables_dir) / e / SCALARS_FILE) for e in experiments], ignore_index=True)
+def read_table(tables_dir: str | Path, studies: list[str], name: str) -> pd.DataFrame:
+    """Table `name` of every study, concatenated."""
+    return pd.concat([pd.read_parquet(Path(tables_dir) / s / f"{name}.parquet") for s in studies], ignore_index=True)

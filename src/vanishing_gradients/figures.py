@@ -1,58 +1,144 @@
-"""Figures of the report, built from the extracted event tables."""
+"""Figures of the report, built from the extracted event tables and the statistics over them."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 100})
+plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 100, "axes.grid": True,
+                     "grid.alpha": 0.3})
 
 
-def learning_curves(scalars: pd.DataFrame, experiments: list[str], statistic: str, ylabel: str):
-    """Mean over seeds per epoch, with a band from the lowest to the highest seed."""
+def learning_curves(per_variant: pd.DataFrame, studies: list[str], statistic: str, ylabel: str, n_seeds: dict):
+    """One line per study: the per-epoch statistic averaged over its seeds."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    rows = scalars[scalars["statistic"] == statistic]
-    for name in experiments:
-        per_epoch = rows[rows["experiment"] == name].groupby("epoch")["value"]
-        mean, low, high = per_epoch.mean(), per_epoch.min(), per_epoch.max()
-        line, = ax.plot(mean.index, mean.values, label=f"{name} (mean of {rows[rows['experiment'] == name]['seed'].nunique()} seeds)")
-        ax.fill_between(mean.index, low.values, high.values, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(title=f"{ylabel} per epoch (band: min to max over seeds)", xlabel="epoch", ylabel=ylabel)
-    ax.grid(alpha=0.3)
+    rows = per_variant[(per_variant["statistic"] == statistic) & (per_variant["layer"] == "model")]
+    for study in studies:
+        part = rows[rows["study"] == study].sort_values("epoch")
+        ax.plot(part["epoch"], part["value"], label=f"{study} (mean of {n_seeds[study]} seeds)")
+    ax.set(title=f"{ylabel} per epoch, mean over seeds", xlabel="epoch", ylabel=ylabel)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def per_layer_curves(scalars: pd.DataFrame, experiments: list[str], statistic: str, layers: dict[str, list[str]],
-                     ylabel: str, title: str):
-    """One panel per experiment: a line per layer over epochs (mean over seeds), log scale, shared y axis."""
-    fig, axes = plt.subplots(1, len(experiments), figsize=(6 * len(experiments), 4.5), sharey=True, squeeze=False)
-    rows = scalars[(scalars["statistic"] == statistic) & (scalars["epoch"] >= 1)]
-    for ax, name in zip(axes[0], experiments):
-        part = rows[rows["experiment"] == name]
-        colours = plt.cm.viridis(np.linspace(0, 0.9, len(layers[name])))
-        for layer, colour in zip(layers[name], colours):
-            mean = part[part["layer"] == layer].groupby("epoch")["value"].mean()
-            ax.plot(mean.index, mean.values, color=colour, label=layer)
-        ax.set(title=name, xlabel="epoch", yscale="log")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=9, title="layer (input to output)")
-    axes[0][0].set_ylabel(f"{ylabel} (log scale)")
-    fig.suptitle(title)
+def depth_curves(summary: pd.DataFrame, trainable: pd.DataFrame, width: int):
+    """Success rate (Wilson 95% band) and mean test accuracy (95% band) against depth, one line per config."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    rows = summary[summary["width"] == width].drop_duplicates(["config", "depth"])
+    for config in trainable[trainable["width"] == width]["config"]:
+        part = rows[rows["config"] == config].sort_values("depth")
+        line, = left.plot(part["depth"], part["success_rate"], marker="o", ms=3, label=config)
+        left.fill_between(part["depth"], part["success_low"], part["success_high"], color=line.get_color(), alpha=0.15)
+        right.plot(part["depth"], part["accuracy_test_mean"], marker="o", ms=3, color=line.get_color(), label=config)
+        right.fill_between(part["depth"], part["accuracy_test_low"], part["accuracy_test_high"],
+                           color=line.get_color(), alpha=0.15)
+    left.axhline(0.5, color="grey", ls="--", lw=1)
+    left.set(title=f"Success rate (final test accuracy ≥ threshold), width {width}", xlabel="hidden layers (depth)",
+             ylabel="share of seeds that succeed", ylim=(-0.02, 1.02))
+    right.set(title=f"Final test accuracy, width {width}", xlabel="hidden layers (depth)",
+              ylabel="test accuracy (mean over seeds)")
+    left.legend(fontsize=9, title="config (band: 95% Wilson)")
+    right.legend(fontsize=9, title="config (band: 95% t interval)")
     fig.tight_layout()
     return fig
 
 
-def gradient_profile(profile: pd.DataFrame, experiments: list[str]):
-    """Mean |gradient| per layer position, one line per experiment (from the metrics stage's plot data)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name in experiments:
-        part = profile[profile["experiment"] == name]
-        ax.plot(part["layer_index"], part["grad_val_mean_abs"], marker="o", label=name)
-    ax.set(title="Mean |validation gradient| per layer, averaged over epochs and seeds",
-           xlabel="layer (1 = first hidden layer, last = output)", ylabel="mean |dLoss/dkernel|", yscale="log")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
+def width_depth_heatmap(summary: pd.DataFrame, study: str):
+    """Success rate and mean test accuracy over width x depth, values written in the cells."""
+    part = summary[summary["study"] == study]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, (column, label) in zip(axes, [("success_rate", "success rate"), ("accuracy_test_mean", "mean test accuracy")]):
+        grid = part.pivot_table(index="width", columns="depth", values=column)
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0 if column == "success_rate" else 0.45,
+                          vmax=1 if column == "success_rate" else 0.9)
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if value < (0.5 if column == "success_rate" else 0.65) else "black")
+        ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
+               yticklabels=grid.index, xlabel="hidden layers (depth)", ylabel="units per hidden layer (width)",
+               title=f"{label} ({part['config'].iloc[0]}, {part['n_seeds'].iloc[0]} seeds per cell)")
+        ax.grid(False)
+        fig.colorbar(image, ax=ax, label=label)
+    fig.tight_layout()
+    return fig
+
+
+def layer_epoch_heatmaps(per_variant: pd.DataFrame, panels: dict[str, str], statistic: str, label: str):
+    """One panel per (title -> variant key 'study/variant'): layer (input at the bottom) x epoch, log colour,
+    on one shared colour scale so panels compare."""
+    rows = per_variant[per_variant["statistic"] == statistic]
+    grids = {}
+    for title, key in panels.items():
+        study, variant = key.split("/")
+        part = rows[(rows["study"] == study) & (rows["variant"] == variant)]
+        grid = part.pivot_table(index="layer", columns="epoch", values="value")
+        order = sorted(grid.index, key=lambda layer: (layer == "output", int(layer.split("_")[-1]) if "_" in layer else 0))
+        grids[title] = grid.loc[order]
+    values = np.concatenate([g.to_numpy().ravel() for g in grids.values()])
+    values = values[np.isfinite(values) & (values > 0)]
+    norm = plt.matplotlib.colors.LogNorm(values.min(), values.max())
+    fig, axes = plt.subplots(1, len(grids), figsize=(6.5 * len(grids), 4), squeeze=False)
+    for ax, (title, grid) in zip(axes[0], grids.items()):
+        epochs = grid.columns.to_numpy()
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", norm=norm, cmap="magma",
+                          extent=(epochs.min(), epochs.max(), -0.5, len(grid) - 0.5), interpolation="nearest")
+        ax.set(yticks=range(len(grid)), yticklabels=grid.index, xlabel="epoch", title=title)
+        ax.grid(False)
+    fig.colorbar(image, ax=axes[0].tolist(), label=f"{label} (log scale)")
+    return fig
+
+
+def layer_lines(per_variant: pd.DataFrame, panels: dict[str, str], statistic: str, ylabel: str, log: bool = False):
+    """One panel per variant: a line per layer over epochs (mean over seeds), shared y axis."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.3), sharey=True, squeeze=False)
+    rows = per_variant[per_variant["statistic"] == statistic]
+    for ax, (title, key) in zip(axes[0], panels.items()):
+        study, variant = key.split("/")
+        part = rows[(rows["study"] == study) & (rows["variant"] == variant)]
+        layers = sorted(part["layer"].unique(), key=lambda l: (l == "output", int(l.split("_")[-1]) if "_" in l else 0))
+        for layer, colour in zip(layers, plt.cm.viridis(np.linspace(0, 0.9, len(layers)))):
+            line = part[part["layer"] == layer].sort_values("epoch")
+            ax.plot(line["epoch"], line["value"], color=colour, label=layer)
+        ax.set(title=title, xlabel="epoch", yscale="log" if log else "linear")
+        ax.legend(fontsize=8, title="layer")
+    axes[0][0].set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def ratio_vs_depth(flow: pd.DataFrame, width: int):
+    """First-hidden / output-layer gradient ratio against depth, at initialisation and over training."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+    rows = flow[flow["width"] == width].drop_duplicates(["config", "depth"])
+    for config, part in rows.groupby("config"):
+        part = part.sort_values("depth")
+        for ax, column in zip(axes, ["ratio_first_output_init", "ratio_first_output_train"]):
+            ax.plot(part["depth"], part[column], marker="o", ms=3, label=config)
+    for ax, when in zip(axes, ["at initialisation (epoch 0)", "averaged over training"]):
+        ax.axhline(1, color="grey", ls="--", lw=1)
+        ax.set(yscale="log", xlabel="hidden layers (depth)", title=f"First hidden / output layer gradient, {when}")
+        ax.legend(fontsize=9)
+    axes[0].set_ylabel("ratio of mean |dLoss/dkernel| (log scale)")
+    fig.tight_layout()
+    return fig
+
+
+def theory_overlay(measured: dict[str, pd.Series], predicted: dict[str, np.ndarray]):
+    """Per panel (config, depth): measured gradient of each hidden layer relative to the last hidden
+    layer at initialisation (mean over seeds) against the mean-field prediction."""
+    cols = min(3, len(measured))
+    rows = -(-len(measured) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 3.8 * rows), sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(measured):]:
+        ax.remove()
+    for ax, (title, series) in zip(axes.ravel(), measured.items()):
+        ax.plot(series.index, series.to_numpy(), marker="o", ms=3, label="measured (mean |g|)")
+        ax.plot(np.arange(1, len(predicted[title]) + 1), predicted[title], ls="--", label="mean-field (RMS g)")
+        ax.set(title=title, xlabel="hidden layer (1 = first)", yscale="log")
+        ax.legend(fontsize=9)
+    for row in axes:
+        row[0].set_ylabel("gradient / last hidden layer's")
+    fig.suptitle("Gradient per layer at initialisation: measurement against mean-field theory")
     fig.tight_layout()
     return fig

@@ -1,67 +1,96 @@
-"""Sentences and tables of the report, computed from the metrics so the text follows the data."""
+"""The original's claims and extensions, each beside our measurement and a verdict, computed from the
+analysis tables (metrics.analyse) so the report's text follows the data."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from .reference import CURRENT_KERAS, EXPECTED_TEST_ACCURACY, ORIGINAL
+from .reference import (CURRENT_KERAS, HEADLINE, ORIGINAL, ORIGINAL_GRADIENTS, ORIGINAL_RELU_CONVERGENCE,
+                        ORIGINAL_RELU_LIMIT)
 
 
-def _pm(stat: dict) -> str:
-    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}" if stat["sd"] is not None else f"{stat['mean']:.3f}"
+def find_variant(summary: pd.DataFrame, config: str, depth: int, width: int = 5) -> pd.Series | None:
+    """The measurement of a variant, from the study that trained it with the most seeds."""
+    rows = summary[(summary["config"] == config) & (summary["depth"] == depth) & (summary["width"] == width)]
+    return None if rows.empty else rows.sort_values("n_seeds", kind="stable").iloc[-1]
 
 
-def results_table(metrics: dict, params: dict) -> pd.DataFrame:
-    """Our mean ± sd over seeds beside the original's single runs and current-Keras runs."""
+def _acc(row) -> str:
+    return (f"test acc {row.accuracy_test_mean:.3f} [{row.accuracy_test_low:.3f}, {row.accuracy_test_high:.3f}], "
+            f"success {row.successes}/{row.n_seeds} = {row.success_rate:.2f} [{row.success_low:.2f}, {row.success_high:.2f}]")
+
+
+def _verdict(ok: bool | str | None) -> str:
+    if isinstance(ok, str):
+        return ok
+    return "not measured" if ok is None else ("reproduced" if ok else "NOT reproduced")
+
+
+def _learns(row) -> bool | None:
+    """Most seeds learn: the success rate's Wilson interval lies above one half."""
+    return None if row is None else bool(row.success_low > 0.5)
+
+
+def _fails(row) -> bool | None:
+    return None if row is None else bool(row.success_high < 0.5)
+
+
+def claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per claim of the original (and per extension): what it said, what we measured, verdict."""
+    summary, flow, trainable = tables["summary"], tables["flow"], tables["trainable_depth"]
     rows = []
-    for name, m in metrics.items():
-        exp = params["experiments"][name]
-        ref = ORIGINAL.get(name)
-        cur = CURRENT_KERAS.get(name)
-        rows.append({"experiment": name, "depth": exp["depth"], "width": exp["width"], "config": exp["config"],
-                     "seeds": m["n_seeds"], "train acc (mean ± sd)": _pm(m["train_accuracy"]),
-                     "test acc (mean ± sd)": _pm(m["test_accuracy"]), "success rate": f"{m['success_rate']:.2f}",
-                     "diverged": m["diverged"],
-                     "original train / test": f"{ref[0]:.3f} / {ref[1]:.3f}" if ref else "—",
-                     "Keras 3.15 seeds 1-3 train / test": f"{cur[0]:.3f} / {cur[1]:.3f}" if cur else "—"})
-    return pd.DataFrame(rows).set_index("experiment")
 
+    def add(claim, original, row_or_text, ok):
+        measured = row_or_text if isinstance(row_or_text, str) else ("not in this run's studies" if row_or_text is None
+                                                                    else _acc(row_or_text))
+        rows.append({"claim": claim, "original": original, "measured (95% intervals)": measured,
+                     "verdict": _verdict(ok)})
 
-def expectation_checks(metrics: dict) -> list[str]:
-    """One line per STUDY.md expectation present in these results: measured value and verdict."""
-    lines = []
-    for name, low, high in EXPECTED_TEST_ACCURACY:
-        if name not in metrics:
+    for name, check, says in [("shallow_tanh", _learns, "1 tanh layer, uniform(0, 1) init, learns"),
+                              ("deep_tanh", _fails, "5 tanh layers, uniform(0, 1) init, fail"),
+                              ("deep_relu", _learns, "5 ReLU layers, He init, learn")]:
+        row = find_variant(summary, *HEADLINE[name])
+        train, test = ORIGINAL[name]
+        add(says, f"one run: train {train:.3f} / test {test:.3f} (current Keras, seeds 1-3: test "
+            f"{CURRENT_KERAS[name][1]:.3f})", row, check(row))
+    relu = find_variant(summary, *HEADLINE["deep_relu"])
+    if relu is not None:
+        median = relu.epochs_to_target_median
+        add("deep ReLU converges in about 100 epochs", f"about {ORIGINAL_RELU_CONVERGENCE} epochs",
+            f"median epochs to test acc ≥ target: {median:.0f} ({relu.reached_target_share:.0%} of seeds reach it)",
+            bool(np.isfinite(median) and 50 <= median <= 200))
+    learn, fail = (find_variant(summary, "relu_he", d) for d in ORIGINAL_RELU_LIMIT)
+    limit = trainable[(trainable["config"] == "relu_he") & (trainable["width"] == 5)]
+    text = "; ".join(f"depth {d}: {r.successes}/{r.n_seeds} succeed [{r.success_low:.2f}, {r.success_high:.2f}]"
+                     for d, r in zip(ORIGINAL_RELU_LIMIT, (learn, fail)) if r is not None)
+    if not limit.empty:
+        t = limit.iloc[0]
+        text += f"; trainable depth {t.depth:.0f} [{t.low:.0f}, {t.high:.0f}]"
+    if learn is None or fail is None:
+        verdict = None
+    else:
+        halves = [_learns(learn), _fails(fail)]
+        verdict = all(halves) or ("partly reproduced" if any(halves) else False)
+    add("ReLU/He: 15 layers still learn, 20 do not", "single runs", text or None, verdict)
+    for name, stats in ORIGINAL_GRADIENTS.items():
+        f = flow[flow["variant"] == find_variant(summary, *HEADLINE[name]).variant] if find_variant(
+            summary, *HEADLINE[name]) is not None else pd.DataFrame()
+        if f.empty:
             continue
-        value = metrics[name]["test_accuracy"]["mean"]
-        ok = (low is None or value >= low) and (high is None or value <= high)
-        bound = " and ".join(b for b in [f"≥ {low}" if low is not None else "", f"≤ {high}" if high is not None else ""] if b)
-        lines.append(f"**{'met' if ok else 'NOT met'}**: `{name}` mean test accuracy {value:.3f} (expected {bound})")
-    comparison = first_layer_comparison(metrics)
-    if comparison:
-        lines.append(comparison)
-    return lines
-
-
-def first_layer_comparison(metrics: dict, tanh: str = "deep_tanh", relu: str = "deep_relu") -> str | None:
-    """Which deep model's first hidden layer sees larger gradients, in words and numbers."""
-    if tanh not in metrics or relu not in metrics:
-        return None
-    g_tanh = metrics[tanh]["grad_val_mean_abs"].get("hidden_1")
-    g_relu = metrics[relu]["grad_val_mean_abs"].get("hidden_1")
-    if g_tanh is None or g_relu is None:
-        return f"The first hidden layer's gradient could not be compared: a model diverged ({tanh}: {g_tanh}, {relu}: {g_relu})."
-    verdict = "**met**: larger" if g_relu > g_tanh else "**NOT met**: not larger"
-    return (f"{verdict} in `{relu}` than in `{tanh}`: the first hidden layer's mean |gradient| is {g_relu:.4f} in `{relu}` and {g_tanh:.4f} in "
-            f"`{tanh}` ({g_relu / g_tanh:.1f}× as large), averaged over all epochs and seeds.")
-
-
-def gradient_sentence(metrics: dict, name: str) -> str:
-    """Where in the network an experiment's gradient is largest and how it falls towards the input."""
-    grads = {k: v for k, v in metrics[name]["grad_val_mean_abs"].items() if v is not None}
-    if not grads:
-        return f"`{name}`: no finite gradient (diverged)."
-    largest = max(grads, key=grads.get)
-    first, last = grads.get("hidden_1"), grads.get("output")
-    ratio = f"; first hidden layer / output = {first / last:.2f}" if first and last else ""
-    return (f"`{name}`: largest mean |gradient| at `{largest}` ({grads[largest]:.4f}); first hidden layer "
-            f"{first:.4f}, output {last:.4f}{ratio}.")
+        f = f.iloc[0]
+        measured = {"hidden_1": f.grad_first_train, "output": f.grad_output_train}
+        parts = [f"{layer} {measured[layer]:.3f} (original {lo}-{hi})" for layer, (lo, hi) in stats.items()]
+        ok = all(lo <= measured[layer] <= hi for layer, (lo, hi) in stats.items())
+        add(f"{name}: mean |gradient| per layer during training", "read off TensorBoard plots",
+            ", ".join(parts) + f"; first/output ratio {f.ratio_first_output_train:.2f}", ok)
+    for claim, config, depth in [("Extension 1: deep tanh with Xavier (Glorot) init learns", "tanh_glorot", 5),
+                                 ("Extension 2: deep tanh (uniform init) with Adam learns", "tanh_uniform_adam", 5)]:
+        row = find_variant(summary, config, depth)
+        add(claim, "proposed, not run", row, _learns(row))
+    tanh = trainable[(trainable["config"] == "tanh_uniform") & (trainable["width"] == 5)]
+    if not tanh.empty:
+        t = tanh.iloc[0]
+        add("Extension 4: tanh (uniform init) depth 1 to 10: where does learning stop?", "proposed, not run",
+            f"trainable depth {t.depth:.0f} [{t.low:.0f}, {t.high:.0f}] of 1..{t.max_depth_tried}",
+            "answered" if np.isfinite(t.depth) else "no depth trains")
+    return pd.DataFrame(rows)

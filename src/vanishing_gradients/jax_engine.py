@@ -23,6 +23,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
 BUCKETS = 30  # TensorBoard's default histogram bucket count
@@ -40,7 +41,8 @@ class Training:
     epochs: int
     batch_size: int
     threshold: float = 0.5
-    histogram_freq: int = 0  # 0: no histograms
+    stats_freq: int = 1  # per-layer statistics every N epochs, plus epoch 0 and the last
+    histogram_freq: int = 0  # detail replicas' histograms every N epochs, plus epoch 0; 0: none
     nesterov: bool = False
 
 
@@ -54,17 +56,26 @@ def _limit(init, fan_in: int, fan_out: int) -> tuple[float, float]:
     return -math.sqrt(scale), math.sqrt(scale)
 
 
-def init_params(spec: ModelSpec, seeds) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
-    """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)); kernels by the spec's initialisers, biases 0."""
+def init_params(specs: list[ModelSpec], seeds) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
+    """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
+    padded to the deepest: hidden layers 1..max depth, then the output layer. Replica k's layer i is
+    drawn from its seed and i alone (its output layer from its own depth), so a replica starts the same
+    in any company; layers beyond its depth are zeros and never used."""
     keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
-    inits = [spec.hidden_init] * spec.depth + [spec.output_init]
-    params = []
-    for layer, ((fan_in, fan_out), init) in enumerate(zip(spec.kernel_shapes, inits)):
-        low, high = _limit(init, fan_in, fan_out)
-        draw = jax.vmap(lambda key: jax.random.uniform(jax.random.fold_in(key, layer), (fan_in, fan_out),
-                                                        jnp.float32, low, high))
-        params.append((jnp.moveaxis(draw(keys), 0, -1), jnp.zeros((fan_out, keys.shape[0]), jnp.float32)))
-    return params
+    depths = jnp.asarray([s.depth for s in specs])
+    n_hidden, width = max(s.depth for s in specs), specs[0].width
+    shapes = [(specs[0].n_inputs, width)] + [(width, width)] * (n_hidden - 1) + [(width, 1)]
+
+    def draw(layer, fold, inits, active):
+        fan_in, fan_out = shapes[layer]
+        low, high = (jnp.asarray(b, jnp.float32) for b in zip(*(_limit(i, fan_in, fan_out) for i in inits)))
+        u = jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (fan_in, fan_out)))(keys, fold)
+        # as jax.random.uniform(minval=low, maxval=high) computes it, per replica bounds
+        kernel = jnp.maximum(low[:, None, None], u * (high - low)[:, None, None] + low[:, None, None])
+        return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1), jnp.zeros((fan_out, len(specs)))
+
+    params = [draw(i, jnp.full(len(specs), i), [s.hidden_init for s in specs], i < depths) for i in range(n_hidden)]
+    return params + [draw(n_hidden, depths, [s.output_init for s in specs], depths >= 0)]
 
 
 def shuffle_keys(seeds) -> jnp.ndarray:
@@ -106,14 +117,22 @@ def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int) -> jnp.ndar
 
 # ----------------------------------------------------------------------------- model and loss
 
-def forward(params, x, activation):
-    """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica."""
-    h = x
+def forward(params, x, activation, active=None, hidden=False):
+    """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
+
+    `active` (n_hidden, K): whether hidden layer i exists in replica k; a layer beyond a replica's depth
+    passes its input through unchanged (value and gradient exactly), so replicas of different depths
+    share one program. With `hidden`, also the hidden activations, each (batch, width, K).
+    """
+    h, activations = x, []
     for i, (kernel, bias) in enumerate(params):
         # (batch, fan_in[, K]) . (fan_in, fan_out, K) -> (batch, fan_out, K): K minor keeps XLA's loops vectorised
         z = jnp.einsum("bik,iok->bok" if h.ndim == 3 else "bi,iok->bok", h, kernel) + bias[None]
-        h = ACTIVATIONS[activation](z) if i < len(params) - 1 else z
-    return h[:, 0, :]
+        if i == len(params) - 1:
+            return (z[:, 0, :], activations) if hidden else z[:, 0, :]
+        a = ACTIVATIONS[activation](z)
+        h = a if i == 0 or active is None else jnp.where(active[i][None, None, :], a, h)
+        activations.append(h)
 
 
 def bce_with_logits(logits, y):
@@ -190,17 +209,18 @@ def _histogram(values):
     return counts, jnp.stack([low, high], axis=-1)
 
 
-def _layer_histograms(val_grads, params):
-    """Per layer, histograms of the pooled validation gradients and of the kernel: (L, 2, K, ...)."""
+def _layer_histograms(val_grads, params, detail):
+    """Per layer, histograms of the pooled validation gradients and of the kernel for the replicas
+    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2)."""
     counts, ranges = [], []
     for g, (w, _) in zip(val_grads, params):
-        per_kind = [_histogram(g.reshape(-1, g.shape[-1])), _histogram(w.reshape(-1, w.shape[-1]))]
+        per_kind = [_histogram(jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1)) for a in (g, w)]
         counts.append(jnp.stack([c for c, _ in per_kind]))
         ranges.append(jnp.stack([r for _, r in per_kind]))
     return jnp.stack(counts), jnp.stack(ranges)
 
 
-def _val_grads(params, val, activation):
+def _val_grads(params, val, activation, active):
     """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
 
     With many replicas the batches run one after another (lax.map): each batch's activations then
@@ -211,19 +231,35 @@ def _val_grads(params, val, activation):
         x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
         def loss(kernels):
             layers = [(kernel, bias) for kernel, (_, bias) in zip(kernels, params)]
-            return jnp.sum(bce_with_logits(forward(layers, x, activation), y) * mask[:, None]) / jnp.sum(mask)
+            logits = forward(layers, x, activation, active)
+            return jnp.sum(bce_with_logits(logits, y) * mask[:, None]) / jnp.sum(mask)
         return jax.grad(loss)([kernel for kernel, _ in params])
 
     replicas = params[0][0].shape[-1]
     return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
 
 
-def _evaluate(params, x, y, activation, threshold):
+def _evaluate(params, x, y, activation, active, threshold):
     """Loss and accuracy per replica over all rows of x (n, n_in) with labels y (n, 1): (2, K)."""
-    logits = forward(params, x, activation)  # (n, K)
+    logits = forward(params, x, activation, active)  # (n, K)
     loss = jnp.mean(bce_with_logits(logits, y), axis=0)
     accuracy = jnp.mean(((jax.nn.sigmoid(logits) > threshold) == (y > 0.5)).astype(jnp.float32), axis=0)
     return jnp.stack([loss, accuracy])
+
+
+def _unit_states(params, x, activation, active):
+    """Per hidden layer, on inputs x: share of activations with |a| > 0.99 (saturated, for tanh) and
+    share of units that output 0 for every input (dead, for ReLU): two (n_hidden, K) arrays."""
+    _, hidden = forward(params, x, activation, active, hidden=True)
+    saturated = jnp.stack([jnp.mean((jnp.abs(a) > SATURATED).astype(jnp.float32), axis=(0, 1)) for a in hidden])
+    dead = jnp.stack([jnp.mean(jnp.all(a == 0, axis=0).astype(jnp.float32), axis=0) for a in hidden])
+    return saturated, dead
+
+
+def _update_ratio(params, before) -> jnp.ndarray:
+    """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius): how much a layer moved."""
+    norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(0, 1)))
+    return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
 
 
 def _batches(n: int, batch_size: int):
@@ -233,10 +269,19 @@ def _batches(n: int, batch_size: int):
     return count, mask
 
 
+def _slots(epochs: list[int], total: int) -> np.ndarray:
+    """(total + 1,): each epoch's row in a buffer holding `epochs`, or -1 when it is not recorded."""
+    slots = np.full(total + 1, -1, np.int32)
+    slots[epochs] = np.arange(len(epochs))
+    return slots
+
+
 # ----------------------------------------------------------------------------- the program
 
-def _program(cfg: Training, params, hp, order, data):
-    """Train K replicas for cfg.epochs; `order` is (K,) shuffle keys or (epochs, K, n_train) permutations."""
+def _program(cfg: Training, params, hp, depth, detail, order, data):
+    """Train K replicas for cfg.epochs. depth (K,): hidden layers of each replica (params are padded to
+    the deepest); detail (D,): replicas that get histograms; `order`: (K,) shuffle keys or
+    (epochs, K, n_train) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
     n_batches, mask = _batches(n, B)
@@ -245,29 +290,46 @@ def _program(cfg: Training, params, hp, order, data):
     val = (pad(x_test, n_val * B).reshape(n_val, B, -1), pad(y_test, n_val * B).reshape(n_val, B, 1),
            jnp.asarray(val_mask))
     act, update = cfg.activation, OPTIMIZERS[cfg.optimizer]
-    K = params[0][0].shape[-1]
-    n_hist = cfg.epochs // cfg.histogram_freq + 1 if cfg.histogram_freq else 0
+    K, L, D = depth.shape[0], len(params), detail.shape[0]
+    active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k
+    exists = jnp.concatenate([active, jnp.ones((1, K), bool)])  # (L, K), the output layer too
+    stat_slots = _slots(stats_epochs(cfg.epochs, cfg.stats_freq), cfg.epochs)
+    hist_slots = _slots(histogram_epochs(cfg.epochs, cfg.histogram_freq), cfg.epochs)
+    n_stats, n_hist = int(stat_slots.max()) + 1, int(hist_slots.max()) + 1
+    stat_slots, hist_slots = jnp.asarray(stat_slots), jnp.asarray(hist_slots)
 
-    def layer_stats(params, train_grad_mean):
-        grads = _val_grads(params, val, act)
-        l1 = jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params])  # (L, K)
-        val_mean = jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads])  # (L, K)
-        return jnp.stack([val_mean, train_grad_mean, l1]), grads
-
-    def record_histograms(hist, params, grads, epoch):
-        if not n_hist:
-            return hist
-        def write(h):
-            counts, ranges = _layer_histograms(grads, params)
-            i = epoch // cfg.histogram_freq
-            return (h[0].at[i].set(counts), h[1].at[i].set(ranges))
-        return jax.lax.cond(epoch % cfg.histogram_freq == 0, write, lambda h: h, hist)
+    def record(buffers, params, before, train_grad_mean, epoch):
+        """Per-layer statistics (and histograms) of the weights after `epoch`, into their buffer rows."""
+        stats, hist = buffers
+        def write(stats):
+            grads = _val_grads(params, val, act, active)
+            saturated, dead = _unit_states(params, x_test, act, active)
+            no_output = jnp.full((1, K), jnp.nan)
+            values = jnp.stack([
+                jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]),  # grad_val_mean_abs
+                train_grad_mean,  # grad_train_mean_abs
+                jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params]),  # kernel_l1
+                _update_ratio(params, before),  # update_ratio
+                jnp.concatenate([saturated, no_output]), jnp.concatenate([dead, no_output])])  # (6, L, K)
+            return stats.at[stat_slots[epoch]].set(jnp.where(exists[None], values, jnp.nan)), grads
+        def histograms(hist, grads):
+            counts, ranges = _layer_histograms(grads, params, detail)
+            i = hist_slots[epoch]
+            return (hist[0].at[i].set(counts), hist[1].at[i].set(ranges))
+        # every histogram epoch is a statistics epoch (both include 0; freqs are checked to nest)
+        def both(buffers):
+            stats, grads = write(buffers[0])
+            if not (n_hist and D):
+                return stats, buffers[1]
+            return stats, jax.lax.cond(hist_slots[epoch] >= 0, histograms, lambda h, g: h,
+                                       buffers[1], grads)
+        return jax.lax.cond(stat_slots[epoch] >= 0, both, lambda b: b, (stats, hist))
 
     def train_step(carry, batch):
         params, state, step = carry
         x, y, bmask = batch  # (B, n_in, K), (B, K), (B,)
         def objective(p):
-            logits = forward(p, x, act)
+            logits = forward(p, x, act, active)
             losses = jnp.sum(bce_with_logits(logits, y) * bmask[:, None], axis=0) / jnp.sum(bmask)
             return jnp.sum(losses), (losses, logits)
         (_, (losses, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
@@ -276,7 +338,7 @@ def _program(cfg: Training, params, hp, order, data):
         return (params, state, step + 1), (losses * jnp.sum(bmask), correct, _mean_abs(grads))
 
     def epoch_fn(carry, xs):
-        params, state, step, hist = carry
+        params, state, step, buffers = carry
         epoch, perm = xs
         if perm is None:
             perm = permutations(order, epoch, n)  # (K, n)
@@ -284,55 +346,71 @@ def _program(cfg: Training, params, hp, order, data):
         index = index.T.reshape(n_batches, B, K)  # gathering straight into the replica-minor layout is
         xb = jnp.moveaxis(x_train[index], -1, 2)  # far cheaper than gathering then transposing: (batches, B, n_in, K)
         yb = y_train[index]  # (batches, B, K)
+        before = params
         (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
             train_step, (params, state, step), (xb, yb, jnp.asarray(mask)))
         history = jnp.concatenate([jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n]),
-                                   _evaluate(params, x_test, y_test[:, None], act, cfg.threshold)])
-        stats, grads = layer_stats(params, jnp.mean(grad_means, axis=0))
-        return (params, state, step, record_histograms(hist, params, grads, epoch)), (history, stats)
+                                   _evaluate(params, x_test, y_test[:, None], act, active, cfg.threshold)])
+        buffers = record(buffers, params, before, jnp.mean(grad_means, axis=0), epoch)
+        return (params, state, step, buffers), history
 
-    L = len(params)
-    hist = (jnp.zeros((n_hist, L, 2, K, BUCKETS), jnp.int32), jnp.zeros((n_hist, L, 2, K, 2), jnp.float32))
-    stats0, grads0 = layer_stats(params, jnp.full((L, K), jnp.nan, jnp.float32))
-    hist = record_histograms(hist, params, grads0, 0)
+    buffers = (jnp.full((n_stats, len(LAYER_STATISTICS), L, K), jnp.nan, jnp.float32),
+               (jnp.zeros((n_hist, L, 2, D, BUCKETS), jnp.int32), jnp.zeros((n_hist, L, 2, D, 2), jnp.float32)))
+    buffers = record(buffers, params, params, jnp.full((L, K), jnp.nan, jnp.float32), 0)
+    stats0 = buffers[0][0]
+    buffers = (buffers[0].at[0].set(stats0.at[3].set(jnp.nan)), buffers[1])  # no update before training
     epochs = jnp.arange(1, cfg.epochs + 1)
     if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
         order = all_permutations(order, epochs, n)  # one loop for all epochs: less overhead
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
-    carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), hist)
-    (params, _, _, hist), (history, stats) = jax.lax.scan(epoch_fn, carry, xs)
-    final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, cfg.threshold),
-                             _evaluate(params, x_test, y_test[:, None], act, cfg.threshold)])
-    return {"params": params, "history": history, "layer_stats": jnp.concatenate([stats0[None], stats]),
-            "hist_counts": hist[0], "hist_ranges": hist[1], "final": final}
+    carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
+    (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
+    final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, active, cfg.threshold),
+                             _evaluate(params, x_test, y_test[:, None], act, active, cfg.threshold)])
+    return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
+            "hist_ranges": hist[1], "final": final}
 
 
 @partial(jax.jit, static_argnums=0)
-def _compiled(cfg, params, hp, order, data):
-    return _program(cfg, params, hp, order, data)
+def _compiled(cfg, params, hp, depth, detail, order, data):
+    return _program(cfg, params, hp, depth, detail, order, data)
 
 
 # ----------------------------------------------------------------------------- public API
 
-def train_replicas(cfg: Training, spec: ModelSpec, seeds, optimizers, data: dict, params=None, perms=None,
-                   chunk: int = 4096):
-    """Train one replica of `spec` per seed; returns numpy arrays with the replica axis last (see _program).
+def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: list[dict], data: dict,
+                   detail=(), params=None, perms=None, chunk: int = 4096):
+    """Train one replica per (spec, seed, optimizer settings): all of one width and activation, any depths;
+    optimizers all of one name (settings may differ). Returns numpy arrays with the replica axis last
+    (see _program): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
+    hist_counts/hist_ranges (histogram epochs, L, 2, len(detail), ...), final (4, K).
 
-    `optimizers`: one settings dict (all replicas) or one per replica, all of the same optimiser name.
-    `params`: initial weights (init_params's layout) instead of drawing them from the seeds.
-    `perms`: (epochs, K, n_train) row orders instead of drawing them from the seeds.
-    Replicas are trained `chunk` at a time so that any number fits in memory.
+    `detail`: replica indices that get histograms. `params`: initial weights (init_params's layout)
+    instead of drawing them from the seeds. `perms`: (epochs, K, n_train) row orders instead of drawing
+    them. Replicas are trained `chunk` at a time so that any number fits in memory.
     """
-    seeds = list(seeds)
-    settings = optimizers if isinstance(optimizers, list) else [optimizers] * len(seeds)
+    seeds, detail = list(seeds), list(detail)
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
                    (data["train"][0], data["train"][1][:, 0], data["test"][0], data["test"][1][:, 0]))
+    depth_all = max(s.depth for s in specs)  # every chunk padded alike, so results never depend on chunking
     parts = []
     for start in range(0, len(seeds), chunk):
         part = slice(start, start + chunk)
-        p = init_params(spec, seeds[part]) if params is None else jax.tree.map(lambda a: a[..., part], params)
+        if params is None:
+            p = init_params(specs[part], seeds[part])
+            zeros = jax.tree.map(jnp.zeros_like, p[-2])  # a hidden layer that no replica of this chunk has
+            p = p[:-1] + [zeros] * (depth_all + 1 - len(p)) + p[-1:]
+        else:
+            p = jax.tree.map(lambda a: a[..., part], params)
         order = shuffle_keys(seeds[part]) if perms is None else jnp.asarray(perms[:, part])
-        out = _compiled(cfg, p, hyperparameters(settings[part]), order, arrays)
+        depth = jnp.asarray([s.depth for s in specs[part]], jnp.int32)
+        local = jnp.asarray([i - start for i in detail if start <= i < start + chunk], jnp.int32)
+        out = _compiled(cfg, p, hyperparameters(optimizers[part]), depth, local, order, arrays)
         parts.append(jax.tree.map(np.asarray, out))
-    return parts[0] if len(parts) == 1 else jax.tree.map(lambda *a: np.concatenate(a, axis=-1 if a[0].ndim else 0),
-                                                         *parts)
+    if len(parts) == 1:
+        return parts[0]
+    joined = {k: np.concatenate([p[k] for p in parts], axis=-1) for k in ("history", "layer_stats", "final")}
+    for k in ("hist_counts", "hist_ranges"):  # (H, L, 2, D, BUCKETS | 2): detail replicas on axis -2
+        joined[k] = np.concatenate([p[k] for p in parts], axis=-2)
+    joined["params"] = jax.tree.map(lambda *a: np.concatenate(a, axis=-1), *[p["params"] for p in parts])
+    return joined

@@ -1,10 +1,14 @@
-"""The train stage on the fast engine: every seed of an experiment in one program, then the same
-per-seed outputs as the reference engine (event file with the same tags, history, final metrics)."""
+"""The train stage on the fast engine: a study's variants grouped into as few compiled programs as
+their shapes allow, each program training every seed of its variants at once."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from . import jax_engine as je
-from .events import LAYER_STATISTICS, MODEL_STATISTICS, EventWriter, record_final
-from .models import ModelSpec
+from .study import Variant
+
+DEPTH_BAND = 5  # variants whose depths fall in one band of 5 share a program, padded to its deepest:
+                # fewer, larger programs (less per-op overhead and compiling) against at most 4 idle layers
 
 
 def select_device(device: str):
@@ -20,33 +24,53 @@ def select_device(device: str):
     return chosen, f"{chosen.platform}: {chosen.device_kind}"
 
 
-def write_replica(writer: EventWriter, out: dict, k: int, layers: list[str], histogram_freq: int):
-    """Replica k's statistics as events, tag for tag as keras_engine.EventLogger writes them."""
-    history, stats = out["history"][..., k], out["layer_stats"][..., k]  # (E, 4), (E + 1, 3, L)
-    epochs = history.shape[0]
-    for epoch in range(epochs + 1):
-        if epoch:
-            for tag, value in zip(MODEL_STATISTICS, history[epoch - 1]):
-                writer.scalar(tag, value, epoch)
-        for i, layer in enumerate(layers):
-            for name, value in zip(LAYER_STATISTICS, stats[epoch, :, i]):
-                if epoch or name != "grad_train_mean_abs":  # no training step before epoch 1
-                    writer.scalar(f"{name}/{layer}", value, epoch)
-    counts, ranges = out["hist_counts"][..., k, :], out["hist_ranges"][..., k, :]  # (H, L, 2, BUCKETS|2)
-    for h in range(counts.shape[0]):
-        for i, layer in enumerate(layers):
-            for j, kind in enumerate(("grad_val", "kernel")):
-                writer.histogram_counts(f"{kind}/{layer}", *ranges[h, i, j], counts[h, i, j], h * histogram_freq)
-    rows = [{"epoch": e + 1, **dict(zip(MODEL_STATISTICS, map(float, history[e])))} for e in range(epochs)]
-    final = dict(zip(MODEL_STATISTICS, map(float, out["final"][:, k])))
-    return rows, record_final(writer, final, rows, epochs)
+def program_key(variant: Variant) -> tuple:
+    """Variants with equal keys train in one program: same width, activation and optimiser kind."""
+    opt = variant.optimizer
+    return (variant.width, variant.spec.activation, opt["name"], opt.get("nesterov", False),
+            (variant.depth - 1) // DEPTH_BAND)
 
 
-def train_experiment(spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int, data: dict, device):
-    """Train every seed at once on `device`; returns the engine's arrays (replica axis last)."""
+def groups(variants: list[Variant]) -> list[list[Variant]]:
+    by_key: dict[tuple, list[Variant]] = {}
+    for variant in variants:
+        by_key.setdefault(program_key(variant), []).append(variant)
+    return list(by_key.values())
+
+
+def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[Variant, dict]]:
+    """Each variant's share of a program's arrays, its layers only (hidden 1..depth, output)."""
+    start, d_start = 0, 0
+    for variant in group:
+        k, d = len(variant.seeds), min(detail_seeds, len(variant.seeds))
+        layers = list(range(variant.depth)) + [-1]
+        yield variant, {
+            "history": out["history"][..., start:start + k],  # (epochs, 4, seeds)
+            "final": out["final"][:, start:start + k],  # (4, seeds)
+            "layer_stats": out["layer_stats"][:, :, layers, start:start + k],  # (stats epochs, 6, L, seeds)
+            "hist_counts": out["hist_counts"][:, layers, :, d_start:d_start + d],  # (H, L, 2, detail, BUCKETS)
+            "hist_ranges": out["hist_ranges"][:, layers, :, d_start:d_start + d]}  # (H, L, 2, detail, 2)
+        start, d_start = start + k, d_start + d
+
+
+def train_variants(variants: list[Variant], train: dict, events: dict, data: dict, device,
+                   log) -> Iterator[tuple[Variant, dict]]:
+    """Train every seed of every variant; yields (variant, arrays with the seed axis last)."""
     import jax
 
-    cfg = je.Training(spec.activation, optimizer["name"], train["epochs"], train["batch_size"], train["threshold"],
-                      histogram_freq, optimizer.get("nesterov", False))
-    with jax.default_device(device):
-        return je.train_replicas(cfg, spec, train["seeds"], optimizer, data, chunk=train["chunk"])
+    for i, group in enumerate(groups(variants), 1):
+        specs, seeds, optimizers, detail = [], [], [], []
+        for variant in group:
+            detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
+            specs += [variant.spec] * len(variant.seeds)
+            seeds += list(variant.seeds)
+            optimizers += [variant.optimizer] * len(variant.seeds)
+        first = group[0]
+        cfg = je.Training(first.spec.activation, first.optimizer["name"], train["epochs"], train["batch_size"],
+                          train["threshold"], events["stats_freq"], events["histogram_freq"],
+                          first.optimizer.get("nesterov", False))
+        log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
+            f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
+        with jax.default_device(device):
+            out = je.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=train["chunk"])
+        yield from split(out, group, events["detail_seeds"])

@@ -2,8 +2,9 @@
 
 Two additions, neither of which changes training (tests/test_keras_engine.py proves it):
 - the optimiser also accumulates each kernel's mean |gradient| over the epoch's steps;
-- a callback writes per-epoch statistics to a TensorBoard event file, among them the
+- a callback collects the statistics the fast engine computes (measures.py), among them the
   gradient of the loss on the validation data in batches, as Keras 2's `write_grads` did.
+The train stage writes both engines' arrays to event files alike (run_events.py).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .events import EventWriter, record_final  # noqa: E402
+from .events import tensorboard_buckets  # noqa: E402
+from .measures import SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec, build_keras_model, keras_optimizer  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -82,48 +84,77 @@ def validation_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, batch
     return lambda: [[g.numpy() for g in batch] for batch in grads_per_batch(xs, ys)]
 
 
-class EventLogger(keras.callbacks.Callback):
-    """Writes scalars every epoch and histograms every `histogram_freq` epochs (epoch 0 = init)."""
+class StatisticsRecorder(keras.callbacks.Callback):
+    """Collects what the fast engine computes in its program, as arrays of the same layout: history
+    (epochs, 4); per-layer statistics (stats epochs, 6, L) in LAYER_STATISTICS order; for a detail
+    seed, histograms of validation gradients and kernels (histogram epochs, L, 2, buckets | 2)."""
 
-    def __init__(self, writer: EventWriter, recorder: GradientRecorder, x_val, y_val,
-                 batch_size: int, histogram_freq: int):
+    def __init__(self, recorder: GradientRecorder, x_val, y_val, batch_size: int, epochs: int, events: dict,
+                 detail: bool):
         super().__init__()
-        self.writer, self.recorder, self.histogram_freq = writer, recorder, histogram_freq
+        self.recorder, self.x_val = recorder, x_val
         self.data = (x_val, y_val, batch_size)
-        self.history: list[dict] = []
+        self.stat_epochs = set(stats_epochs(epochs, events["stats_freq"]))
+        self.hist_epochs = set(histogram_epochs(epochs, events["histogram_freq"])) if detail else set()
+        self.history, self.stats, self.counts, self.ranges = [], [], [], []
 
     def on_train_begin(self, logs=None):
         self._val_grads = validation_gradients(self.model, *self.data)
-        self._write_layers(0, train_grad_means=None)
+        hidden_layers = self.model.layers[:-1]
+        self._hidden = tf.function(lambda x: [h for h in _outputs(hidden_layers, x)])
+        self._kernels = self._kernel_values()
+        self._record(0, train_grad_means=None, before=None)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = epoch + 1
-        row = {"epoch": step, "loss_train": logs["loss"], "accuracy_train": logs["accuracy"],
-               "loss_test": logs["val_loss"], "accuracy_test": logs["val_accuracy"]}
-        self.history.append(row)
-        for tag, value in row.items():
-            if tag != "epoch":
-                self.writer.scalar(tag, value, step)
-        self._write_layers(step, train_grad_means=self.recorder.pop_means())
+        self.history.append([logs["loss"], logs["accuracy"], logs["val_loss"], logs["val_accuracy"]])
+        before, self._kernels = self._kernels, self._kernel_values()
+        self._record(epoch + 1, train_grad_means=self.recorder.pop_means(), before=before)
 
-    def _write_layers(self, step: int, train_grad_means: dict | None) -> None:
-        with_histograms = step % self.histogram_freq == 0
+    def _kernel_values(self):
+        return [layer.kernel.numpy() for layer in self.model.layers]
+
+    def _record(self, epoch: int, train_grad_means: dict | None, before) -> None:
+        if epoch not in self.stat_epochs:
+            return
         per_batch = self._val_grads()  # batches x layers, each (fan_in, fan_out)
-        for i, layer in enumerate(self.model.layers):
+        hidden = [a.numpy() for a in self._hidden(tf.constant(self.x_val))]  # each (rows, width)
+        rows, counts, ranges = [], [], []
+        for i, (layer, kernel) in enumerate(zip(self.model.layers, self._kernels)):
             grads = np.stack([batch[i] for batch in per_batch])  # (batches, fan_in, fan_out)
-            kernel = layer.kernel.numpy()  # (fan_in, fan_out)
-            self.writer.scalar(f"grad_val_mean_abs/{layer.name}", np.mean(np.abs(grads)), step)
-            self.writer.scalar(f"kernel_l1/{layer.name}", np.sum(np.abs(kernel)), step)
-            if train_grad_means is not None:
-                self.writer.scalar(f"grad_train_mean_abs/{layer.name}", train_grad_means[layer.name], step)
-            if with_histograms:
-                self.writer.histogram(f"grad_val/{layer.name}", grads, step)
-                self.writer.histogram(f"kernel/{layer.name}", kernel, step)
+            is_hidden = i < len(hidden)
+            rows.append([
+                np.mean(np.abs(grads)),
+                train_grad_means[layer.name] if train_grad_means else np.nan,
+                np.sum(np.abs(kernel)),
+                np.linalg.norm(kernel - before[i]) / np.linalg.norm(before[i]) if before else np.nan,
+                np.mean(np.abs(hidden[i]) > SATURATED) if is_hidden else np.nan,
+                np.mean(np.all(hidden[i] == 0, axis=0)) if is_hidden else np.nan])
+            if epoch in self.hist_epochs:
+                (cg, rg), (ck, rk) = tensorboard_buckets(grads), tensorboard_buckets(kernel)
+                counts.append([cg, ck])
+                ranges.append([rg, rk])
+        self.stats.append(np.array(rows, np.float32).T)  # (6, L)
+        if counts:
+            self.counts.append(np.array(counts))
+            self.ranges.append(np.array(ranges, np.float32))
+
+    def arrays(self) -> dict:
+        out = {"history": np.array(self.history, np.float32), "layer_stats": np.stack(self.stats)}
+        if self.hist_epochs:
+            out |= {"hist_counts": np.stack(self.counts), "hist_ranges": np.stack(self.ranges)}
+        return out
 
 
-def train_one(spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int,
-              data: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, writer: EventWriter):
-    """Train one model with `model.fit`; returns (per-epoch history rows, final metrics)."""
+def _outputs(layers, x):
+    for layer in layers:
+        x = layer(x)
+        yield x
+
+
+def train_one(spec: ModelSpec, optimizer: dict, train: dict, events: dict,
+              data: dict[str, tuple[np.ndarray, np.ndarray]], seed: int, detail: bool) -> dict:
+    """Train one model with `model.fit`; returns its arrays (StatisticsRecorder.arrays) and `final`
+    (4,): loss and accuracy per split from model.evaluate after training, as the original reports."""
     keras.utils.set_random_seed(seed)
     model = build_keras_model(spec)
     recorder = GradientRecorder(model)
@@ -131,14 +162,11 @@ def train_one(spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int
                   loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=train["threshold"])])
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    logger = EventLogger(writer, recorder, x_test, y_test, train["batch_size"], histogram_freq)
+    stats = StatisticsRecorder(recorder, x_test, y_test, train["batch_size"], train["epochs"], events, detail)
     model.fit(x_train, y_train, batch_size=train["batch_size"], epochs=train["epochs"], shuffle=True,
-              validation_data=(x_test, y_test), callbacks=[logger], verbose=0)
-    final = {}
-    for split, (x, y) in data.items():
-        loss, accuracy = model.evaluate(x, y, batch_size=train["batch_size"], verbose=0)
-        final[f"loss_{split}"], final[f"accuracy_{split}"] = float(loss), float(accuracy)
-    return logger.history, record_final(writer, final, logger.history, train["epochs"])
+              validation_data=(x_test, y_test), callbacks=[stats], verbose=0)
+    final = [model.evaluate(x, y, batch_size=train["batch_size"], verbose=0) for x, y in (data["train"], data["test"])]
+    return {**stats.arrays(), "final": np.array([v for pair in final for v in pair], np.float32)}
 
 
 def select_device(device: str) -> str:

@@ -1,12 +1,16 @@
-"""Stage `metrics`: per-experiment summaries over seeds, and plot data for `dvc plots`."""
+"""Stage `metrics`: the study's analysis (statistics.py over every study's tables), the headline
+numbers DVC tracks (metrics.json) and the plot data of `dvc plots`. The report calls `analyse` too."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-DIGITS = 6  # rounding keeps metrics.json stable and readable; far below seed-to-seed spread
+from .extract import read_table
+from .statistics import gradient_flow, layer_index, trainable_depth, variant_summary
+from .study import variants
+
+DIGITS = 4  # rounding keeps metrics.json readable and its diffs meaningful; far below seed-to-seed spread
 
 
 def _num(value) -> float | None:
@@ -15,55 +19,68 @@ def _num(value) -> float | None:
     return round(value, DIGITS) if math.isfinite(value) else None
 
 
-def per_seed(scalars: pd.DataFrame) -> pd.DataFrame:
-    """One row per (experiment, seed): final accuracies and losses, and whether it diverged."""
-    final = scalars[scalars["statistic"].str.startswith("final_")]
-    table = final.pivot_table(index=["experiment", "seed"], columns="statistic", values="value", aggfunc="first",
-                              dropna=False)
-    table.columns = [c.removeprefix("final_") for c in table.columns]
-    losses = scalars[scalars["statistic"].isin(["loss_train", "loss_test", "final_loss_train", "final_loss_test"])]
-    finite = losses.groupby(["experiment", "seed"])["value"].apply(lambda v: bool(np.isfinite(v).all()))
-    table["diverged"] = ~finite.reindex(table.index).fillna(False).astype(bool)
-    return table.reset_index()
+def headline_studies(params: dict) -> list[str]:
+    """Studies of one variant: the original's experiments (shallow_tanh, deep_tanh, deep_relu)."""
+    return [s for s in params["studies"] if len(variants(params, s)) == 1]
 
 
-def layer_means(scalars: pd.DataFrame, statistic: str) -> pd.DataFrame:
-    """Mean over seeds and training epochs (>= 1) of a per-layer statistic."""
-    rows = scalars[(scalars["statistic"] == statistic) & (scalars["epoch"] >= 1)]
-    return rows.groupby(["experiment", "layer"], sort=False)["value"].mean().reset_index()
+def analyse(params: dict, tables_dir) -> dict[str, pd.DataFrame]:
+    """Every table the metrics and the report are built from."""
+    studies = list(params["studies"])
+    success = params["events"]["success_accuracy"]
+    seeds, per_variant = read_table(tables_dir, studies, "seeds"), read_table(tables_dir, studies, "variants")
+    summary = variant_summary(seeds, success)
+    sweeps = summary.groupby(["config", "width"])["depth"].nunique()
+    depth_rows = []
+    for config, width in sweeps[sweeps > 1].index:  # every config and width seen at several depths
+        part = seeds[(seeds["config"] == config) & (seeds["width"] == width)].drop_duplicates(["depth", "seed"])
+        depth_rows.append({"config": config, "width": width, **trainable_depth(part, success)})
+    layers = per_variant[per_variant["statistic"] == "grad_val_mean_abs"].merge(
+        summary[["study", "variant", "depth"]], on=["study", "variant"])
+    layers["layer_index"] = [layer_index(layer, d) for layer, d in zip(layers["layer"], layers["depth"])]
+    return {"seeds": seeds, "summary": summary, "trainable_depth": pd.DataFrame(depth_rows),
+            "flow": gradient_flow(per_variant, summary), "per_variant": per_variant, "layers": layers}
 
 
-def summarise(scalars: pd.DataFrame, experiments: list[str], success_accuracy: float) -> dict:
-    """metrics.json's content: per experiment, accuracy over seeds, success rate, gradients per layer."""
-    seeds = per_seed(scalars)
-    grads = {stat: layer_means(scalars, stat) for stat in ("grad_val_mean_abs", "grad_train_mean_abs")}
-    out = {}
-    for name in experiments:
-        rows = seeds[seeds["experiment"] == name]
-        entry = {"n_seeds": int(len(rows)), "diverged": int(rows["diverged"].sum()),
-                 "success_rate": _num((rows["accuracy_test"] >= success_accuracy).mean())}
-        for split in ("train", "test"):
-            values = rows[f"accuracy_{split}"]
-            entry[f"{split}_accuracy"] = {"mean": _num(values.mean()),
-                                          "sd": _num(values.std(ddof=1)) if len(values) > 1 else None}
-        for stat, table in grads.items():
-            part = table[table["experiment"] == name]
-            entry[stat] = {row.layer: _num(row.value) for row in part.itertuples()}
-        out[name] = entry
+def headline_metrics(params: dict, tables: dict[str, pd.DataFrame]) -> dict:
+    """metrics.json: per headline study accuracy and success rate (with intervals) and the first/last
+    gradient ratio; trainable depth per config and width."""
+    out = {"studies": {}, "trainable_depth": {}}
+    summary, flow = tables["summary"].set_index("study"), tables["flow"].set_index("study")
+    for study in headline_studies(params):
+        s, f = summary.loc[study], flow.loc[study]
+        out["studies"][study] = {
+            "variant": s["variant"], "n_seeds": int(s["n_seeds"]),
+            "accuracy_test": {k: _num(s[f"accuracy_test_{k}"]) for k in ("mean", "low", "high")},
+            "success_rate": {"rate": _num(s["success_rate"]), "low": _num(s["success_low"]),
+                             "high": _num(s["success_high"])},
+            "diverged_share": _num(s["diverged_share"]),
+            "grad_ratio_first_output": {"init": _num(f["ratio_first_output_init"]),
+                                        "training": _num(f["ratio_first_output_train"])}}
+    for row in tables["trainable_depth"].itertuples():
+        out["trainable_depth"][f"{row.config}-w{row.width:02d}"] = {
+            "depth": _num(row.depth), "low": _num(row.low), "high": _num(row.high),
+            "max_depth_tried": row.max_depth_tried}
     return out
 
 
-def learning_curves(scalars: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment and epoch: mean over seeds of train/test loss and accuracy (long format)."""
-    stats = ["loss_train", "loss_test", "accuracy_train", "accuracy_test"]
-    rows = scalars[scalars["statistic"].isin(stats)]
-    table = rows.pivot_table(index=["experiment", "epoch"], columns="statistic", values="value", aggfunc="mean")
-    return table[stats].round(DIGITS).reset_index()
+def plot_data(params: dict, tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """CSV files of `dvc plots`, long format with a `series` column (one line each)."""
+    head = headline_studies(params)
+    curves = tables["per_variant"][tables["per_variant"]["study"].isin(head)
+                                   & (tables["per_variant"]["layer"] == "model")]
+    curves = curves.pivot_table(index=["study", "epoch"], columns="statistic", values="value").reset_index()
+    depth = tables["summary"].drop_duplicates(["config", "width", "depth"])
+    depth = depth[depth.groupby(["config", "width"])["depth"].transform("nunique") > 1]
+    layers = tables["layers"][tables["layers"]["study"].isin(head) & (tables["layers"]["epoch"] >= 1)]
+    return {
+        "learning_curves.csv": curves.rename(columns={"study": "series"})[
+            ["series", "epoch", "accuracy_test", "accuracy_train", "loss_test", "loss_train"]],
+        "depth_curves.csv": depth.assign(series=depth["config"] + "-w" + depth["width"].map("{:02d}".format))[
+            ["series", "depth", "success_rate", "accuracy_test_mean"]].sort_values(["series", "depth"]),
+        "gradients_per_layer.csv": layers.groupby(["study", "layer_index"])["value"].mean().reset_index()
+        .rename(columns={"study": "series", "value": "grad_val_mean_abs"})}
 
 
-def gradient_profile(scalars: pd.DataFrame, layer_order: dict[str, list[str]]) -> pd.DataFrame:
-    """Per experiment and layer (input to output): mean |validation gradient| over seeds and epochs."""
-    table = layer_means(scalars, "grad_val_mean_abs")
-    table["layer_index"] = [layer_order[e].index(layer) + 1 for e, layer in zip(table["experiment"], table["layer"])]
-    table = table.rename(columns={"value": "grad_val_mean_abs"}).sort_values(["experiment", "layer_index"])
-    return table[["experiment", "layer", "layer_index", "grad_val_mean_abs"]].round(DIGITS)
+def round_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.apply(lambda c: c.round(6) if pd.api.types.is_float_dtype(c) else c)

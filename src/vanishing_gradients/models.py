@@ -26,13 +26,6 @@ class ModelSpec:
         return list(zip(sizes[:-1], sizes[1:]))
 
 
-def spec_for(params: dict, experiment: str) -> ModelSpec:
-    exp = params["experiments"][experiment]
-    config = params["configs"][exp["config"]]
-    return ModelSpec(depth=exp["depth"], width=exp["width"], activation=config["activation"],
-                     hidden_init=config["hidden_init"], output_init=config["output_init"])
-
-
 def keras_initializer(init: str | dict):
     import keras
 

@@ -32,7 +32,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"{where}: {error.message}"
     if error.validator == "oneOf":
-        return f"{where}: {error.instance!r} is not a valid initialiser: " + SCHEMA["$defs"]["initializer"]["description"].strip()
+        return f"{where}: {error.instance!r} is not valid: {error.schema.get('description', error.message).strip()}"
     return f"{where}: {error.message}"
 
 
@@ -47,13 +47,20 @@ def _check_relations(params: dict) -> list[str]:
             init = config[which]
             if isinstance(init, dict) and not init["maxval"] > init["minval"]:
                 problems.append(f"configs.{name}.{which}: maxval must be greater than minval")
+    events = params["events"]
+    if events["histogram_freq"] % events["stats_freq"]:
+        problems.append(f"events.histogram_freq: {events['histogram_freq']} must be a multiple of events.stats_freq "
+                        f"({events['stats_freq']}): histograms are taken with the statistics")
     optimizers = {"train.optimizer": params["train"]["optimizer"]}
-    for name, experiment in params["experiments"].items():
-        if experiment["config"] not in params["configs"]:
-            problems.append(f"experiments.{name}.config: unknown config {experiment['config']!r} "
-                            f"(defined: {', '.join(params['configs'])})")
-        if "optimizer" in experiment:
-            optimizers[f"experiments.{name}.optimizer"] = experiment["optimizer"]
+    optimizers |= {f"configs.{name}.optimizer": c["optimizer"] for name, c in params["configs"].items() if "optimizer" in c}
+    for name, study in params["studies"].items():
+        for config in study["configs"]:
+            if config not in params["configs"]:
+                problems.append(f"studies.{name}.configs: unknown config {config!r} "
+                                f"(defined: {', '.join(params['configs'])})")
+        depths = study["depths"]
+        if isinstance(depths, dict) and depths["to"] < depths["from"]:
+            problems.append(f"studies.{name}.depths: `to` ({depths['to']}) is smaller than `from` ({depths['from']})")
     only = {"sgd": {"momentum", "nesterov"}, "adam": {"beta_1", "beta_2", "epsilon"}}
     for where, opt in optimizers.items():
         foreign = set(opt) & set().union(*(keys for name, keys in only.items() if name != opt["name"]))
@@ -86,6 +93,8 @@ def load(path: str | Path) -> dict:
     return validate(raw, str(path))
 
 
-def optimizer_for(params: dict, experiment: str) -> dict:
-    """The optimiser settings an experiment trains with."""
-    return params["experiments"][experiment].get("optimizer", params["train"]["optimizer"])
+def require_study(params: dict, name: str) -> dict:
+    """The study `name`, or a ParamsError listing the studies there are."""
+    if name not in params["studies"]:
+        raise ParamsError(f"study {name!r} is not in params.yaml studies ({', '.join(params['studies'])})")
+    return params["studies"][name]

@@ -1,60 +1,45 @@
-"""The train stage for either engine: per seed, an event file written as the model trains (keras)
-or from the replicas' arrays once all seeds are trained together (jax)."""
+"""The train stage for either engine: every variant of a study trained, then written as event files.
+
+The fast engine trains all seeds of many variants at once (jax_train.py); the reference engine
+trains one `model.fit` after another. Both hand over the same arrays (seed axis last), which
+run_events.py writes alike.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
-from .events import EventWriter
-from .models import ModelSpec
+import numpy as np
 
-SEED_DIR = "seed_{seed}"
+from .study import Variant
 
 
-def seed_dir(run_dir: str | Path, seed: int) -> Path:
-    return Path(run_dir) / SEED_DIR.format(seed=seed)
+def _stack_seeds(per_seed: list[dict]) -> dict:
+    """One variant's per-seed arrays (the reference engine's) in the fast engine's layout: seed axis last."""
+    out = {k: np.stack([s[k] for s in per_seed], axis=-1) for k in ("history", "final", "layer_stats")}
+    detail = [s for s in per_seed if "hist_counts" in s]
+    for k in ("hist_counts", "hist_ranges"):  # (H, L, 2, detail seeds, BUCKETS | 2)
+        out[k] = np.stack([s[k] for s in detail], axis=-2) if detail else np.zeros((0, 0, 2, 0, 2))
+    return out
 
 
-def hparams(experiment: str, spec: ModelSpec, optimizer: dict, train: dict, seed: int) -> dict:
-    """One run's settings as TensorBoard hparams (numbers and strings)."""
-    def init(i):
-        return i if isinstance(i, str) else f"{i['name']}({i['minval']}, {i['maxval']})"
-    return {"experiment": experiment, "depth": spec.depth, "width": spec.width, "activation": spec.activation,
-            "hidden_init": init(spec.hidden_init), "output_init": init(spec.output_init), "engine": train["engine"],
-            "epochs": train["epochs"], "batch_size": train["batch_size"], "seed": seed,
-            **{f"optimizer_{k}": v for k, v in optimizer.items()}}
-
-
-def train_seeds(experiment: str, spec: ModelSpec, optimizer: dict, train: dict, histogram_freq: int, data: dict,
-                out_dir: Path, threads: int) -> tuple[str, Iterator[tuple[int, list[dict], dict]]]:
-    """The device used, and an iterator that trains (or writes) one seed per step, yielding
-    (seed, per-epoch history rows, final metrics) after that seed's event file is closed."""
+def train_variants(variants: list[Variant], train: dict, events: dict, data: dict, threads: int,
+                   log: Callable[[str], None]) -> tuple[str, Iterator[tuple[Variant, dict]]]:
+    """The device used, and an iterator over (variant, arrays) as variants finish training."""
     if train["engine"] == "keras":
         from . import keras_engine
 
         keras_engine.configure(threads)
         device = keras_engine.select_device(train["device"])
 
-        def run(seed, writer):
-            return keras_engine.train_one(spec, optimizer, train, histogram_freq, data, seed, writer)
-    else:
-        from . import jax_train
+        def run():
+            for variant in variants:
+                per_seed = [keras_engine.train_one(variant.spec, variant.optimizer, train, events, data, seed,
+                                                   detail=k < events["detail_seeds"])
+                            for k, seed in enumerate(variant.seeds)]
+                yield variant, _stack_seeds(per_seed)
+        return device, run()
 
-        jax_device, device = jax_train.select_device(train["device"])
-        arrays = jax_train.train_experiment(spec, optimizer, train, histogram_freq, data, jax_device)
+    from . import jax_train
 
-        def run(seed, writer):
-            return jax_train.write_replica(writer, arrays, train["seeds"].index(seed), spec.layer_names,
-                                           histogram_freq)
-
-    def seeds():
-        for seed in train["seeds"]:
-            writer = EventWriter(seed_dir(out_dir, seed))
-            writer.hparams(hparams(experiment, spec, optimizer, train, seed), f"{experiment}/seed_{seed}")
-            try:
-                history, final = run(seed, writer)
-            finally:
-                writer.close()
-            yield seed, history, final
-
-    return device, seeds()
+    jax_device, device = jax_train.select_device(train["device"])
+    return device, jax_train.train_variants(variants, train, events, data, jax_device, log)

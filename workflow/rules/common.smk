@@ -28,14 +28,14 @@ configfile: PATHS["params"]
 
 checked(validate, config, f"{PATHS['params']} (with any --config overrides)")
 
-EXPERIMENTS = list(config["experiments"])
+STUDIES = list(config["studies"])
 PACKAGE_FILES = sorted(glob.glob(f"{PATHS['package']}/*.py") + glob.glob(f"{PATHS['package']}/*.yaml"))
 
 
-def experiment_params(wildcards):
-    """The parts of params.yaml one experiment's training reads (Snakemake reruns it when they change)."""
-    experiment = config["experiments"][wildcards.experiment]
-    return {"experiment": experiment, "config": config["configs"][experiment["config"]]}
+def study_params(wildcards):
+    """The parts of params.yaml one study's training reads (Snakemake reruns it when they change)."""
+    study = config["studies"][wildcards.study]
+    return {"study": study, "configs": {name: config["configs"][name] for name in study["configs"]}}
 
 
 def log_path(name):
@@ -43,5 +43,5 @@ def log_path(name):
 
 
 def parent_of(name):
-    """The folder holding the per-experiment folders of input `name` (the CLI takes the parent)."""
+    """The folder holding the per-study folders of input `name` (the CLI takes the parent)."""
     return lambda wildcards, input: os.path.dirname(input[name][0])

@@ -1,6 +1,6 @@
 rule metrics:
     input:
-        tables=expand(f"{PATHS['tables']}/{{experiment}}", experiment=EXPERIMENTS),
+        tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
         code=PACKAGE_FILES,
     output:
         metrics=PATHS["metrics"],
@@ -9,8 +9,8 @@ rule metrics:
         file=PATHS["params"],
         timings=PATHS["timings"],
         tables=parent_of("tables"),
-        success_accuracy=config["events"]["success_accuracy"],
-        experiments=config["experiments"],
+        events=config["events"],
+        studies=config["studies"],
     log:
         log_path("metrics"),
     conda:
@@ -28,8 +28,8 @@ rule report:
         dataset_plot=PATHS["dataset_plot"],
         metrics=PATHS["metrics"],
         plots=PATHS["plots"],
-        tables=expand(f"{PATHS['tables']}/{{experiment}}", experiment=EXPERIMENTS),
-        runs=expand(f"{PATHS['runs']}/{{experiment}}", experiment=EXPERIMENTS),
+        tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
+        runs=expand(f"{PATHS['runs']}/{{study}}", study=STUDIES),
         code=PACKAGE_FILES,
     output:
         PATHS["report"],

@@ -3,39 +3,39 @@ rule train:
         data=PATHS["dataset"],
         code=PACKAGE_FILES,
     output:
-        directory(f"{PATHS['runs']}/{{experiment}}"),
+        directory(f"{PATHS['runs']}/{{study}}"),
     params:
         file=PATHS["params"],
         timings=PATHS["timings"],
         train=config["train"],
-        histogram_freq=config["events"]["histogram_freq"],
-        experiment=experiment_params,
+        events=config["events"],
+        study=study_params,
     threads: 1
     resources:
         gpu=1,
     log:
-        log_path("train/{experiment}"),
+        log_path("train/{study}"),
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad train --params {params.file} --experiment {wildcards.experiment} --data {input.data}"
+        "vgrad train --params {params.file} --study {wildcards.study} --data {input.data}"
         " --out {output} --threads {threads} --timings {params.timings} > {log} 2>&1"
 
 
 rule gradients:
     input:
-        runs=f"{PATHS['runs']}/{{experiment}}",
+        runs=f"{PATHS['runs']}/{{study}}",
         code=PACKAGE_FILES,
     output:
-        directory(f"{PATHS['tables']}/{{experiment}}"),
+        directory(f"{PATHS['tables']}/{{study}}"),
     params:
         file=PATHS["params"],
         timings=PATHS["timings"],
-        seeds=config["train"]["seeds"],
+        events=config["events"],
     log:
-        log_path("gradients/{experiment}"),
+        log_path("gradients/{study}"),
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad gradients --params {params.file} --experiment {wildcards.experiment} --runs {input.runs}"
+        "vgrad gradients --params {params.file} --study {wildcards.study} --runs {input.runs}"
         " --out {output} --timings {params.timings} > {log} 2>&1"
