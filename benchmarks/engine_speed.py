@@ -5,9 +5,11 @@
 
 P1: one depth-5 width-5 model, 500 epochs: Keras `model.fit` time / fast-engine time (compile
     excluded and included). P2: CPU throughput at 1,000 replicas. P3: GPU throughput at 10,000 and
-    100,000 replicas, depth 5 and 20 (histograms at the first and last epoch only). The fast engine always computes the study's per-epoch
-    statistics (validation and training gradient means, kernel L1 norms, histograms every
-    `--histogram-freq` epochs). Each part runs in a fresh interpreter, so its peak memory is its own.
+    100,000 replicas, depth 5 and 20. The fast engine computes the study's per-layer statistics every
+    `--stats-freq` epochs (validation and training gradient means, kernel L1 norms, update ratios,
+    saturated and dead shares) and one replica's histograms every `--histogram-freq` epochs, as a
+    study's detail seed. Each part runs in a fresh interpreter, so its peak memory is its own, with
+    JAX's persistent compilation cache off, so "with compile" really compiles.
 The last line printed is one JSON object with the figures.
 """
 from __future__ import annotations
@@ -50,19 +52,20 @@ def part_keras(args) -> dict:
     return {"fit_s": time.perf_counter() - start}
 
 
-def _engine_run(replicas: int, epochs: int, depth: int, histogram_freq: int) -> dict:
+def _engine_run(replicas: int, epochs: int, depth: int, args) -> dict:
     """Train `replicas` replicas twice: the first call compiles, the second is the steady state."""
     import jax
 
     from vanishing_gradients import jax_engine as je
     from vanishing_gradients.models import ModelSpec
     spec = ModelSpec(**{**SPEC, "depth": depth})
-    cfg = je.Training(spec.activation, "sgd", epochs, 32, histogram_freq=histogram_freq)
+    cfg = je.Training(spec.activation, "sgd", epochs, 32, stats_freq=args.stats_freq,
+                      histogram_freq=args.histogram_freq)
     data, seeds = _data(), list(range(replicas))
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        out = je.train_replicas(cfg, spec, seeds, SGD, data)
+        out = je.train_replicas(cfg, [spec] * replicas, seeds, [SGD] * replicas, data, detail=[0])
         jax.block_until_ready(out["final"])
         times.append(time.perf_counter() - start)
     return {"first_s": times[0], "run_s": times[1], "model_epochs_per_s": replicas * epochs / times[1],
@@ -70,22 +73,20 @@ def _engine_run(replicas: int, epochs: int, depth: int, histogram_freq: int) -> 
 
 
 def part_jax_one(args) -> dict:
-    return _engine_run(1, args.p1_epochs, 5, args.histogram_freq)
+    return _engine_run(1, args.p1_epochs, 5, args)
 
 
 def part_p2(args) -> dict:
     import jax
     jax.config.update("jax_platforms", "cpu")
-    return _engine_run(args.p2_replicas, args.p2_epochs, 5, args.histogram_freq)
+    return _engine_run(args.p2_replicas, args.p2_epochs, 5, args)
 
 
 def part_p3(args) -> dict:
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
-    # Histograms only at the first and last epoch: kept for every epoch, 100,000 replicas' buckets
-    # would fill tens of GB of host memory; the per-epoch scalar statistics are all computed.
-    return {f"depth{d}_replicas{k}": _engine_run(k, args.p3_epochs, d, args.p3_epochs)
+    return {f"depth{d}_replicas{k}": _engine_run(k, args.p3_epochs, d, args)
             for d in (5, 20) for k in (10_000, 100_000)}
 
 
@@ -94,7 +95,7 @@ PARTS = {"keras": part_keras, "jax_one": part_jax_one, "p2": part_p2, "p3": part
 
 def _run_part(name: str, argv: list[str]) -> dict:
     done = subprocess.run([sys.executable, __file__, "--only", name, *argv], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_COMPILATION_CACHE_DIR": ""})
     if done.returncode != 0:
         raise RuntimeError(f"part {name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -107,7 +108,9 @@ def main() -> None:
     parser.add_argument("--p2-replicas", type=int, default=1000)
     parser.add_argument("--p2-epochs", type=int, default=100)
     parser.add_argument("--p3-epochs", type=int, default=100)
-    parser.add_argument("--histogram-freq", type=int, default=1, help="histograms every N epochs (0: none)")
+    parser.add_argument("--stats-freq", type=int, default=1, help="per-layer statistics every N epochs")
+    parser.add_argument("--histogram-freq", type=int, default=1,
+                        help="one replica's histograms every N epochs (a multiple of --stats-freq; 0: none)")
     parser.add_argument("--only", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:

@@ -60,18 +60,47 @@ def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
     run(repo, sys.executable, "-m", "snakemake", "--cores", "2")
     by_snakemake = (repo / "results/metrics.json").read_bytes()
     report = (repo / "reports/summary.html").read_text()
-    assert "<img" in report and "deep_relu" in report
+    assert "<img" in report and "deep_relu" in report and "Theory" in report
     assert not re.search(r"(src|href)=\"https?:", report)  # self-contained: nothing to fetch
+    (repo / "summary_by_snakemake.html").write_text(report)  # for the browser test (outputs are cleared next)
 
     clear_outputs(repo)
     run(repo, "dvc", "repro")
     assert (repo / "results/metrics.json").read_bytes() == by_snakemake
     metrics = json.loads(by_snakemake)
-    assert set(metrics) == {"shallow_tanh", "deep_tanh", "deep_relu"}
-    assert metrics["deep_relu"]["n_seeds"] == 2 and set(metrics["deep_relu"]["grad_val_mean_abs"]) == {
-        "hidden_1", "hidden_2", "hidden_3", "hidden_4", "hidden_5", "output"}
+    assert set(metrics["studies"]) == {"shallow_tanh", "deep_tanh", "deep_relu"}  # the one-variant studies
+    assert metrics["studies"]["deep_relu"]["n_seeds"] == 2
+    assert set(metrics["trainable_depth"]) == {"relu_he-w05", "tanh_uniform-w05", "tanh_uniform-w07"}
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
+
+
+def test_report_renders_in_a_real_browser(repo):
+    """Debian's chromium opens the report: every figure loads, nothing is fetched from the network, no
+    console errors; a full-page screenshot is saved beside it."""
+    pytest.importorskip("playwright", reason="pip install -e '.[test]' brings playwright")
+    from playwright.sync_api import sync_playwright
+    chromium = next((c for c in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(c).exists()), None)
+    if chromium is None:
+        pytest.skip("no chromium (.ci/run installs Debian's chromium)")
+    html = repo / "summary_by_snakemake.html"
+    errors, fetched = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: fetched.append(r.url))
+        page.goto(html.as_uri(), wait_until="load")
+        images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+        title = page.eval_on_selector("h1", "e => e.textContent")
+        page.screenshot(path=str(repo / "summary_screenshot.png"), full_page=True)
+        browser.close()
+    assert len(images) >= 8 and all(done and w > 100 and h > 100 for done, w, h in images), images
+    assert [url for url in fetched if not url.startswith(("file:", "data:"))] == []
+    assert errors == []
+    assert "Vanishing gradients" in title
+    assert (repo / "summary_screenshot.png").stat().st_size > 50_000
 
 
 @pytest.mark.parametrize("bad", ["train:\n  epochs: [oops\n", "typo"])
@@ -115,7 +144,7 @@ def test_metrics_diff_shows_a_parameter_change(repo):
     run(repo, "dvc", "repro")
     diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)
     changed = diff["results/metrics.json"]
-    assert "deep_relu.test_accuracy.mean" in changed
+    assert "studies.deep_relu.accuracy_test.mean" in changed
     assert any(entry.get("diff") for entry in changed.values())
 
 
@@ -135,3 +164,28 @@ def test_queued_experiments_run_and_are_listed(repo):
     epochs = {exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
               for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]}
     assert {4, 5} <= epochs
+
+
+def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):
+    """The repository ships dvc.lock and the default study's metrics: after a parameter change and
+    `dvc exp run`, `dvc metrics diff` and `dvc exp show` set the new numbers beside the published ones."""
+    from conftest import ROOT
+    published = json.loads((ROOT / "results/metrics.json").read_text())
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    assert set(published["studies"]) >= {"shallow_tanh", "deep_tanh", "deep_relu"}
+    assert lock["stages"]["train@depth_relu_he"]["params"]["params.yaml"]["train"]["epochs"] == 500
+    repo = copy_repo(tmp_path)
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "published baseline")
+    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))  # a change too small to wait for
+    run(repo, "dvc", "exp", "run", "-n", "tiny", "-S", "train.epochs=4")
+    diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)["results/metrics.json"]
+    entry = diff["studies.deep_relu.accuracy_test.mean"]
+    assert entry["old"] == published["studies"]["deep_relu"]["accuracy_test"]["mean"]
+    assert entry["new"] != entry["old"]
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
+    baseline = shown[0]["data"]
+    assert baseline["metrics"]["results/metrics.json"]["data"] == published
+    names = [exp.get("name") for rev in shown for exp in (rev.get("experiments") or [])]
+    assert "tiny" in names

@@ -26,50 +26,59 @@ def _tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+VARIANT = "tanh_uniform-d05-w05"  # the deep_tanh study's one variant
+
+
 @pytest.fixture
 def study(tmp_path, params):
     """A params file (3 epochs, 2 seeds), the dataset, and one finished deep_tanh run."""
-    params["train"].update(epochs=3, seeds=[1, 2])
+    from conftest import tiny
+    params = tiny(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["--params", str(tmp_path / "params.yaml")]
     assert cli.main(["data", *args, "--out-csv", str(tmp_path / "circles.csv"),
                      "--out-plot", str(tmp_path / "circles.png")]) == 0
-    assert cli.main(["train", *args, "--experiment", "deep_tanh", "--data", str(tmp_path / "circles.csv"),
+    assert cli.main(["train", *args, "--study", "deep_tanh", "--data", str(tmp_path / "circles.csv"),
                      "--out", str(tmp_path / "runs" / "deep_tanh")]) == 0
     return tmp_path, args, params
 
 
 def _extract(study_dir, args):
-    return cli.main(["gradients", *args, "--experiment", "deep_tanh", "--runs", str(study_dir / "runs/deep_tanh"),
+    return cli.main(["gradients", *args, "--study", "deep_tanh", "--runs", str(study_dir / "runs/deep_tanh"),
                      "--out", str(study_dir / "tables/deep_tanh")])
 
 
+@pytest.mark.parametrize("run", ["seed_1", "seed_2", "."])
 @pytest.mark.parametrize("damage", ["truncated", "corrupted"])
-def test_damaged_event_file_fails_extraction_naming_the_file(study, capsys, damage):
+def test_damaged_event_file_fails_extraction_naming_the_file(study, capsys, damage, run):
+    """Damage the detail seed's, a plain seed's or the variant's (mean over seeds) event file."""
     study_dir, args, _ = study
-    event_file = Path(glob.glob(str(study_dir / "runs/deep_tanh/seed_2/events.out.tfevents.*"))[0])
+    folder = study_dir / "runs/deep_tanh" / VARIANT / run
+    event_file = Path(glob.glob(str(folder / "events.out.tfevents.*"))[0])
     data = event_file.read_bytes()
     if damage == "truncated":
         event_file.write_bytes(data[: len(data) * 2 // 3])
     else:
-        event_file.write_bytes(data[:4000] + b"\x00not a record\x00" * 20 + data[4300:])
+        cut = len(data) // 2
+        event_file.write_bytes(data[:cut] + b"\x00not a record\x00" * 20 + data[cut + 300:])
     assert _extract(study_dir, args) == 2
     message = capsys.readouterr().err
-    assert "seed_2" in message and "incomplete or corrupted event file" in message
+    assert str(folder.resolve()).removesuffix("/.") in message and "incomplete or corrupted event file" in message
     assert not (study_dir / "tables").exists()
 
 
 def test_intact_event_files_extract(study):
     study_dir, args, _ = study
     assert _extract(study_dir, args) == 0
-    assert (study_dir / "tables/deep_tanh/scalars.parquet").exists()
+    for table in ("variants", "seeds", "detail", "histograms"):
+        assert (study_dir / f"tables/deep_tanh/{table}.parquet").exists()
 
 
 def test_unwritable_destination_fails_before_training(study, capsys):
     study_dir, args, _ = study
     (study_dir / "blocker").write_text("a file where a folder should be")
     start = time.time()
-    status = cli.main(["train", *args, "--experiment", "deep_relu", "--data", str(study_dir / "circles.csv"),
+    status = cli.main(["train", *args, "--study", "deep_relu", "--data", str(study_dir / "circles.csv"),
                        "--out", str(study_dir / "blocker" / "deep_relu")])
     assert status == 2 and "cannot write there" in capsys.readouterr().err
     assert time.time() - start < 5  # refused up front, not after training
@@ -82,31 +91,30 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
     params["train"].update(engine="keras", epochs=400)  # slow enough to be killed mid-way
     slow = study_dir / "slow.yaml"
     slow.write_text(yaml.safe_dump(params))
-    cmd = [sys.executable, "-m", "vanishing_gradients", "train", "--params", str(slow), "--experiment",
+    cmd = [sys.executable, "-m", "vanishing_gradients", "train", "--params", str(slow), "--study",
            "deep_tanh", "--data", str(study_dir / "circles.csv"), "--out", str(finished)]
-    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     partial = study_dir / "runs"
-    deadline = time.time() + 60
-    while not glob.glob(str(partial / ".deep_tanh.partial-*/seed_1/events.out.tfevents.*")):
-        assert time.time() < deadline and job.poll() is None, "training never started"
-        time.sleep(0.2)
-    time.sleep(1.0)
+    assert "models x 400 epochs" in job.stdout.readline()  # training has started, into a hidden temporary
+    time.sleep(3.0)
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert _tree_hash(finished) == before  # the finished run is untouched
     assert glob.glob(str(partial / ".deep_tanh.partial-*"))  # the partial one is only a hidden temporary
     assert _extract(study_dir, args) == 0  # and extraction never sees it
     # the next run clears the leftover and completes
-    assert cli.main(["train", *args, "--experiment", "deep_tanh", "--data", str(study_dir / "circles.csv"),
+    assert cli.main(["train", *args, "--study", "deep_tanh", "--data", str(study_dir / "circles.csv"),
                      "--out", str(finished)]) == 0
     assert not glob.glob(str(partial / ".deep_tanh.partial-*"))
 
 
 def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     """SIGKILL a Snakemake run during training; the next run redoes only the unfinished jobs."""
-    from conftest import copy_repo
+    from conftest import copy_repo, tiny
     repo = copy_repo(tmp_path)
-    params["train"].update(engine="keras", epochs=40, seeds=[1])
+    params = tiny(params, epochs=40, seeds=[1])
+    params["train"]["engine"] = "keras"
+    params["studies"] = {name: params["studies"][name] for name in ("shallow_tanh", "deep_tanh", "deep_relu")}
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     runs = repo / "results" / "runs"
     job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=ENV,
@@ -123,10 +131,10 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
                          env=ENV, capture_output=True, text=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
     assert "data" not in counts and "params" not in counts, dry.stdout  # done before the kill: kept
-    assert int(counts["train"]) == 3 - len(finished), dry.stdout  # only the unfinished experiments
+    assert int(counts["train"]) == 3 - len(finished), dry.stdout  # only the unfinished studies
     # a killed Snakemake leaves its lock; README: release it with --unlock, then run again
     subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=ENV, check=True, capture_output=True)
     rerun = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=repo, env=ENV,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert json.loads((repo / "results" / "metrics.json").read_text()).keys() == set(params["experiments"])
+    assert json.loads((repo / "results" / "metrics.json").read_text())["studies"].keys() == set(params["studies"])

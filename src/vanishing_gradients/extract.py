@@ -73,8 +73,10 @@ def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, eve
             if is_detail:
                 rest = scalars[~scalars["statistic"].isin([f for f, _, _ in final])]
                 tables["detail"].append(rest.assign(**keys, seed=seed))
-                if hist_epochs and histograms.empty:
-                    raise IncompleteRunError(f"{seed_dir(where, seed)}: no histograms; re-run the train stage")
+                if not row["diverged"]:  # a diverged run's histograms are skipped (no finite range)
+                    want = {(kind, layer, e) for kind in ("grad_val", "kernel") for layer in variant.spec.layer_names
+                            for e in hist_epochs}
+                    check_complete(histograms, want, seed_dir(where, seed))
                 tables["histograms"].append(histograms.assign(**keys, seed=seed))
     out = {"seeds": pd.DataFrame(tables["seeds"])}
     out["seeds"]["diverged"] = out["seeds"]["diverged"].astype(bool)

@@ -18,10 +18,17 @@ from functools import partial
 
 # Several jobs may share one GPU: allocate as needed rather than grabbing most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# Compiled programs are kept on disk (JAX's persistent cache) and reused by any job that builds the same
+# one: studies of one shape differ only in their arrays, and a re-run after a parameter change that does
+# not touch shapes compiles nothing. Set JAX_COMPILATION_CACHE_DIR to move it, or to "" to turn it off.
+XLA_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/vanishing-gradients/xla"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+
+if XLA_CACHE:
+    jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
 from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402

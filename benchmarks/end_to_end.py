@@ -1,0 +1,63 @@
+"""The whole default study end to end, as a user runs it: a clean clone of this repository's HEAD,
+`snakemake --cores 4`, with the installed environment (this interpreter's) and a cold XLA cache.
+
+Prints how the time splits across stages (each job's own wall time, summed per stage; jobs overlap, so
+the sum exceeds the end-to-end time), the number of models and the size of results/, then one JSON
+object on its last line: end_to_end_s, n_models, results_mb, stages_s, keras_estimate_h.
+
+    python benchmarks/end_to_end.py [--cores 4] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KERAS_S_PER_MODEL = 31  # STUDY.md: one 500-epoch model.fit of the depth-1 model on this machine (deeper: more)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=4)
+    parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="vgrad-e2e-")) / "study"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "JAX_COMPILATION_CACHE_DIR": str(work / ".xla-cache")}  # cold: nothing compiled before
+    start = time.time()
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", str(args.cores)], cwd=work, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in job.stdout:  # Snakemake's per-job lines, as progress
+        if line.startswith(("rule ", "Finished job", "[")) or "steps" in line:
+            print(f"  {time.time() - start:6.0f} s  {line.rstrip()}", file=sys.stderr, flush=True)
+    if job.wait():
+        sys.exit(f"snakemake failed; see {work}/logs")
+    elapsed = time.time() - start
+
+    stages, n_models, devices = defaultdict(float), 0, set()
+    for path in (work / "logs" / "timings").glob("*.json"):
+        record = json.loads(path.read_text())
+        stages[record["stage"]] += record["wall_s"]
+        n_models += record.get("n_models", 0)
+        devices.add(record.get("device")) if record.get("device") else None
+    results_mb = sum(p.stat().st_size for p in (work / "results").rglob("*") if p.is_file()) / 2**20
+    print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}); results/ {results_mb:.0f} MB")
+    for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:10s} {seconds:7.1f} s (sum over its jobs)")
+    estimate_h = n_models * KERAS_S_PER_MODEL / 3600
+    print(f"model.fit one model after another: at least {estimate_h:.0f} hours ({KERAS_S_PER_MODEL} s per model, STUDY.md)")
+    print(json.dumps({"end_to_end_s": round(elapsed, 1), "n_models": n_models, "results_mb": round(results_mb, 1),
+                      "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
+                      "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))
+
+
+if __name__ == "__main__":
+    main()
