@@ -9,6 +9,7 @@ from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 from tensorboard.util import tensor_util
 
 from vanishing_gradients import jax_engine as je
+from vanishing_gradients import jax_init as ji
 from vanishing_gradients.dataset import arrays, make_dataset
 from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
 
@@ -148,10 +149,10 @@ def test_a_diverging_replica_leaves_the_others_alone(params, data):
 
 
 def test_initialisers_follow_keras_limits(params):
-    he = je.init_params([spec_for(params, "deep_relu")] * 50, range(50))
+    he = ji.init_params([spec_for(params, "deep_relu")] * 50, range(50))
     for (kernel, bias), limit in zip(he, [np.sqrt(6 / 2)] + [np.sqrt(6 / 5)] * 4 + [np.sqrt(6 / 6)]):
         assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit and not np.any(bias)
-    uniform = np.concatenate([np.ravel(k) for k, _ in je.init_params([spec_for(params, "deep_tanh")] * 50, range(50))])
+    uniform = np.concatenate([np.ravel(k) for k, _ in ji.init_params([spec_for(params, "deep_tanh")] * 50, range(50))])
     assert uniform.min() >= 0 and uniform.max() <= 1 and uniform.min() < 0.01 and uniform.max() > 0.99
 
 
@@ -189,10 +190,10 @@ assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFl
 
 
 def test_row_orders_are_permutations_whatever_the_batching():
-    keys = je.shuffle_keys([4, 5, 6])
-    together = np.asarray(je.all_permutations(keys, np.arange(1, 4), 50))  # (epochs, K, n)
+    keys = ji.shuffle_keys([4, 5, 6])
+    together = np.asarray(ji.all_permutations(keys, np.arange(1, 4), 50))  # (epochs, K, n)
     for e in range(3):
-        np.testing.assert_array_equal(together[e], np.asarray(je.permutations(keys, e + 1, 50)))
+        np.testing.assert_array_equal(together[e], np.asarray(ji.permutations(keys, e + 1, 50)))
     assert all(sorted(row) == list(range(50)) for row in together.reshape(-1, 50))
     assert len({tuple(row) for row in together.reshape(-1, 50)}) == 9  # every replica and epoch its own order
 
@@ -222,7 +223,7 @@ def test_validation_gradients_match_the_reference_engine(params, data):
 
 def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     spec = spec_for(params, "deep_tanh")
-    many = je.init_params([spec] * (je.VMAP_REPLICAS + 1), range(je.VMAP_REPLICAS + 1))  # batches one at a time
+    many = ji.init_params([spec] * (je.VMAP_REPLICAS + 1), range(je.VMAP_REPLICAS + 1))  # batches one at a time
     few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
     val = _validation_batches(data)
     for a, b in zip(je._val_grads(many, val, "tanh", None), je._val_grads(few, val, "tanh", None)):

@@ -11,7 +11,6 @@ leaves the others untouched. Needs jax and numpy only (no TensorFlow).
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +29,7 @@ import numpy as np  # noqa: E402
 if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
+from .jax_init import all_permutations, init_params, permutations, shuffle_keys  # noqa: E402
 from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
@@ -51,75 +51,6 @@ class Training:
     stats_freq: int = 1  # per-layer statistics every N epochs, plus epoch 0 and the last
     histogram_freq: int = 0  # detail replicas' histograms every N epochs, plus epoch 0; 0: none
     nesterov: bool = False
-
-
-# ----------------------------------------------------------------------------- initialisation
-
-def _limit(init, fan_in: int, fan_out: int) -> tuple[float, float]:
-    """Bounds of Keras's uniform initialisers, for a 2-D kernel of shape (fan_in, fan_out)."""
-    if isinstance(init, dict):
-        return init["minval"], init["maxval"]
-    scale = {"glorot_uniform": 6 / (fan_in + fan_out), "he_uniform": 6 / fan_in, "lecun_uniform": 3 / fan_in}[init]
-    return -math.sqrt(scale), math.sqrt(scale)
-
-
-def init_params(specs: list[ModelSpec], seeds) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
-    """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
-    padded to the deepest: hidden layers 1..max depth, then the output layer. Replica k's layer i is
-    drawn from its seed and i alone (its output layer from its own depth), so a replica starts the same
-    in any company; layers beyond its depth are zeros and never used."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
-    depths = jnp.asarray([s.depth for s in specs])
-    n_hidden, width = max(s.depth for s in specs), specs[0].width
-    shapes = [(specs[0].n_inputs, width)] + [(width, width)] * (n_hidden - 1) + [(width, 1)]
-
-    def draw(layer, fold, inits, active):
-        fan_in, fan_out = shapes[layer]
-        low, high = (jnp.asarray(b, jnp.float32) for b in zip(*(_limit(i, fan_in, fan_out) for i in inits)))
-        u = jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (fan_in, fan_out)))(keys, fold)
-        # as jax.random.uniform(minval=low, maxval=high) computes it, per replica bounds
-        kernel = jnp.maximum(low[:, None, None], u * (high - low)[:, None, None] + low[:, None, None])
-        return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1), jnp.zeros((fan_out, len(specs)))
-
-    params = [draw(i, jnp.full(len(specs), i), [s.hidden_init for s in specs], i < depths) for i in range(n_hidden)]
-    return params + [draw(n_hidden, depths, [s.output_init for s in specs], depths >= 0)]
-
-
-def shuffle_keys(seeds) -> jnp.ndarray:
-    """One key per replica for its per-epoch permutations, independent of the initialisation keys."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
-    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(keys)
-
-
-def _uniforms(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n) uniforms behind each replica's row order in `epoch`: a function of its key and the epoch only."""
-    return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, epoch), (n,)))(keys)
-
-
-def _fisher_yates(u: jnp.ndarray) -> jnp.ndarray:
-    """(rows, n) uniforms -> one uniform random permutation of range(n) per row, vectorised across rows
-    (on CPU about twice as fast as sorting random keys)."""
-    rows, n = u.shape
-    index = jnp.arange(rows)
-
-    def swap(step, perm):
-        i = n - 1 - step
-        j = jnp.minimum(jnp.floor(u[:, i] * (i + 1)).astype(jnp.int32), i)  # uniform in [0, i]
-        a, b = perm[index, i], perm[index, j]
-        return perm.at[index, i].set(b).at[index, j].set(a)
-
-    return jax.lax.fori_loop(0, n - 1, swap, jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n)))
-
-
-def permutations(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`."""
-    return _fisher_yates(_uniforms(keys, epoch, n))
-
-
-def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int) -> jnp.ndarray:
-    """(epochs, K, n): the same orders as `permutations`, drawn in one loop (faster for few replicas)."""
-    u = jax.vmap(lambda e: _uniforms(keys, e, n))(epochs)
-    return _fisher_yates(u.reshape(-1, n)).reshape(u.shape)
 
 
 # ----------------------------------------------------------------------------- model and loss

@@ -10,8 +10,8 @@ from importlib import metadata
 
 from .fileio import write_json
 
-PACKAGES = ["vanishing-gradients", "tensorflow-cpu", "tensorflow", "keras", "tensorboard", "numpy",
-            "scikit-learn", "pandas", "matplotlib", "snakemake", "dvc", "papermill", "nbconvert"]
+PACKAGES = ["vanishing-gradients", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "keras", "tensorboard", "numpy",
+            "scipy", "scikit-learn", "pandas", "matplotlib", "snakemake", "dvc", "papermill", "nbconvert"]
 
 
 def versions() -> dict[str, str]:
