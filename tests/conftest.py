@@ -14,6 +14,14 @@ def params():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def spec_for(params: dict, study: str, depth: int | None = None):
+    """The model of a one-variant study (or of its config at another depth)."""
+    from vanishing_gradients.models import ModelSpec
+    from vanishing_gradients.study import variants
+    spec = variants(params, study)[0].spec
+    return spec if depth is None else ModelSpec(depth, spec.width, spec.activation, spec.hidden_init, spec.output_init)
+
+
 def tiny(params: dict, epochs: int = 3, seeds=(1, 2)) -> dict:
     """A few epochs and seeds, the headline studies and one small sweep of each kind."""
     params["train"]["epochs"] = epochs

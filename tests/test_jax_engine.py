@@ -11,18 +11,12 @@ from tensorboard.util import tensor_util
 from vanishing_gradients import jax_engine as je
 from vanishing_gradients import jax_init as ji
 from vanishing_gradients.dataset import arrays, make_dataset
-from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
+from conftest import spec_for
+from vanishing_gradients.models import build_keras_model, keras_optimizer
 
 EPOCHS = 5
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 ADAM = {"name": "adam", "learning_rate": 0.01}
-
-
-def spec_for(params, study, depth=None):
-    """The model of a headline study (or of its config at another depth)."""
-    from vanishing_gradients.study import variants
-    spec = variants(params, study)[0].spec
-    return spec if depth is None else ModelSpec(depth, spec.width, spec.activation, spec.hidden_init, spec.output_init)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from vanishing_gradients.dataset import arrays, make_dataset
-from vanishing_gradients.events import EventWriter, read_events
 from vanishing_gradients.keras_engine import (GradientRecorder, keras, recording_optimizer, tf, train_one,
                                               validation_gradients)
 from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
@@ -68,41 +67,36 @@ def test_validation_gradients_match_independent_tape(data):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
-def test_written_statistics_equal_independent_gradients(data, params, tmp_path):
+def test_statistics_equal_independent_gradients(data, params):
     """Epoch 0 validation statistics, and epoch 1's training-step mean with one full-batch step."""
     train = {**params["train"], "epochs": 1, "batch_size": 500}
     optimizer = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
     keras.utils.set_random_seed(1)
     init = [w.numpy() for w in build_keras_model(TINY).weights]
-    writer = EventWriter(tmp_path)
-    history, final = train_one(TINY, optimizer, train, 1, data, seed=1, writer=writer)
-    writer.close()
-    scalars, histograms = read_events(tmp_path)
-
-    def written(statistic, layer, epoch):
-        row = scalars[(scalars["statistic"] == statistic) & (scalars["layer"] == layer) & (scalars["epoch"] == epoch)]
-        return float(row["value"].iloc[0])
-
+    out = train_one(TINY, optimizer, train, {"stats_freq": 1, "histogram_freq": 1}, data, seed=1, detail=True)
+    stats = out["layer_stats"]  # (epochs 0 and 1, statistics, layers)
     x_val, y_val = data["test"]
     val_grads = _independent_grads(init, x_val, y_val)  # one validation batch of 500
     train_grads = _independent_grads(init, *data["train"])  # the single training step's gradient
-    for layer, g_val, g_train in zip(TINY.layer_names, val_grads, train_grads):
-        np.testing.assert_allclose(written("grad_val_mean_abs", layer, 0), np.abs(g_val).mean(), rtol=1e-5)
-        np.testing.assert_allclose(written("grad_train_mean_abs", layer, 1), np.abs(g_train).mean(), rtol=1e-5)
-        hist = histograms[(histograms["statistic"] == "grad_val") & (histograms["layer"] == layer)
-                          & (histograms["epoch"] == 0)]
-        assert hist["count"].sum() == g_val.size
-    np.testing.assert_allclose(written("kernel_l1", "hidden_1", 0), np.abs(init[0]).sum(), rtol=1e-6)
-    assert written("final_accuracy_test", "model", 1) == pytest.approx(final["accuracy_test"])
-    assert written("loss_test", "model", 1) == pytest.approx(history[0]["loss_test"], rel=1e-6)
+    for i, (g_val, g_train) in enumerate(zip(val_grads, train_grads)):
+        np.testing.assert_allclose(stats[0, 0, i], np.abs(g_val).mean(), rtol=1e-5)  # grad_val_mean_abs
+        np.testing.assert_allclose(stats[1, 1, i], np.abs(g_train).mean(), rtol=1e-5)  # grad_train_mean_abs
+        assert out["hist_counts"][0, i, 0].sum() == g_val.size
+        moved = np.linalg.norm(0.01 * g_train) / np.linalg.norm(init[2 * i])  # one SGD step: momentum not yet in play
+        np.testing.assert_allclose(stats[1, 3, i], moved, rtol=1e-4)  # update_ratio
+    np.testing.assert_allclose(stats[0, 2, 0], np.abs(init[0]).sum(), rtol=1e-6)  # kernel_l1
+    assert np.isnan(stats[0, 1]).all() and np.isnan(stats[0, 3]).all()  # no training step before epoch 1
+    hidden = np.tanh(x_val @ init[0] + init[1])
+    np.testing.assert_allclose(stats[0, 4, 0], np.mean(np.abs(hidden) > 0.99), atol=1e-6)  # saturated_share
+    assert np.isnan(stats[0, 4, -1])  # not defined for the output layer
+    assert out["final"][3] == pytest.approx(out["history"][0, 3], abs=1e-6)  # evaluate() = last validation
 
 
-def test_diverging_model_is_recorded_not_raised(data, params, tmp_path):
+def test_diverging_model_is_recorded_not_raised(data, params):
+    from vanishing_gradients.run_events import diverged
     train = {**params["train"], "epochs": 2}
     spec = dataclasses.replace(TINY, activation="relu")  # unbounded: an absurd step overflows to inf, then NaN
-    writer = EventWriter(tmp_path)
-    _, final = train_one(spec, {"name": "sgd", "learning_rate": 1e30, "momentum": 0.9}, train, 1, data, 1, writer)
-    writer.close()
-    assert final["diverged"] is True
-    scalars, _ = read_events(tmp_path)
-    assert scalars["value"].isna().any()
+    out = train_one(spec, {"name": "sgd", "learning_rate": 1e30, "momentum": 0.9}, train,
+                    {"stats_freq": 1, "histogram_freq": 1}, data, 1, detail=False)
+    assert diverged(out["history"][..., None], out["final"][:, None])[0]
+    assert np.isnan(out["history"]).any()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from vanishing_gradients.keras_engine import keras
-from vanishing_gradients.models import build_keras_model, spec_for
+from conftest import spec_for
+from vanishing_gradients.models import build_keras_model
 
 
 @pytest.mark.parametrize("experiment, depth", [("shallow_tanh", 1), ("deep_tanh", 5), ("deep_relu", 5)])

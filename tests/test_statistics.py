@@ -72,3 +72,24 @@ def test_tanh_with_glorot_init_decays_slowly():
 def test_the_theory_excludes_non_zero_mean_weights():
     assert not theory.applies({"name": "random_uniform", "minval": 0.0, "maxval": 1.0})
     assert theory.applies("glorot_uniform") and theory.applies({"name": "random_uniform", "minval": -1, "maxval": 1})
+
+
+def test_claims_follow_the_intervals():
+    """Each verdict follows the success rate's Wilson interval: above one half, below it, or across it."""
+    from vanishing_gradients import findings
+    seeds = pd.concat([_seeds({1: 1.0, 5: 0.1}, config="tanh_uniform"), _seeds({5: 1.0, 15: 0.9, 20: 0.0}, config="relu_he"),
+                       _seeds({5: 0.55}, config="tanh_uniform_adam")])
+    summary = st.variant_summary(seeds, 0.7)
+    flow = summary[["study", "variant", "config", "depth", "width"]].assign(
+        grad_first_train=0.1, grad_output_train=0.07, ratio_first_output_train=1.4)
+    trainable = pd.DataFrame([{"config": c, "width": 5, **st.trainable_depth(seeds[seeds["config"] == c], 0.7)}
+                              for c in ("tanh_uniform", "relu_he")])
+    claims = findings.claims({"summary": summary, "flow": flow, "trainable_depth": trainable}).set_index("claim")
+    verdicts = claims["verdict"].to_dict()
+    assert verdicts["1 tanh layer, uniform(0, 1) init, learns"] == "reproduced"
+    assert verdicts["5 tanh layers, uniform(0, 1) init, fail"] == "reproduced"
+    assert verdicts["ReLU/He: 15 layers still learn, 20 do not"] == "reproduced"
+    assert verdicts["deep_relu: mean |gradient| per layer during training"] == "NOT reproduced"  # 0.1, not 0.2-0.4
+    assert verdicts["Extension 1: does deep tanh learn with Xavier (Glorot) init?"] == "not measured"
+    assert verdicts["Extension 2: does deep tanh (uniform init) learn with Adam?"] == "inconclusive"  # 11/20
+    assert "11/20" in claims.loc["Extension 2: does deep tanh (uniform init) learn with Adam?", "measured (95% intervals)"]

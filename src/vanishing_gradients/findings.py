@@ -26,13 +26,22 @@ def _verdict(ok: bool | str | None) -> str:
     return "not measured" if ok is None else ("reproduced" if ok else "NOT reproduced")
 
 
-def _learns(row) -> bool | None:
-    """Most seeds learn: the success rate's Wilson interval lies above one half."""
-    return None if row is None else bool(row.success_low > 0.5)
+def _learns(row) -> bool | str | None:
+    """Most seeds learn: the success rate's Wilson interval lies above one half (below: they don't;
+    across it: the seeds cannot tell)."""
+    if row is None:
+        return None
+    return True if row.success_low > 0.5 else (False if row.success_high < 0.5 else "inconclusive")
 
 
-def _fails(row) -> bool | None:
-    return None if row is None else bool(row.success_high < 0.5)
+def _fails(row) -> bool | str | None:
+    learns = _learns(row)
+    return learns if learns in (None, "inconclusive") else not learns
+
+
+def _answer(ok: bool | str | None) -> str | None:
+    """An extension the original proposed but did not run: a yes or no, not a reproduction."""
+    return ok if ok is None or isinstance(ok, str) else ("yes" if ok else "no")
 
 
 def claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -69,7 +78,7 @@ def claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if learn is None or fail is None:
         verdict = None
     else:
-        halves = [_learns(learn), _fails(fail)]
+        halves = [_learns(learn) is True, _fails(fail) is True]
         verdict = all(halves) or ("partly reproduced" if any(halves) else False)
     add("ReLU/He: 15 layers still learn, 20 do not", "single runs", text or None, verdict)
     for name, stats in ORIGINAL_GRADIENTS.items():
@@ -83,10 +92,10 @@ def claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ok = all(lo <= measured[layer] <= hi for layer, (lo, hi) in stats.items())
         add(f"{name}: mean |gradient| per layer during training", "read off TensorBoard plots",
             ", ".join(parts) + f"; first/output ratio {f.ratio_first_output_train:.2f}", ok)
-    for claim, config, depth in [("Extension 1: deep tanh with Xavier (Glorot) init learns", "tanh_glorot", 5),
-                                 ("Extension 2: deep tanh (uniform init) with Adam learns", "tanh_uniform_adam", 5)]:
+    for claim, config, depth in [("Extension 1: does deep tanh learn with Xavier (Glorot) init?", "tanh_glorot", 5),
+                                 ("Extension 2: does deep tanh (uniform init) learn with Adam?", "tanh_uniform_adam", 5)]:
         row = find_variant(summary, config, depth)
-        add(claim, "proposed, not run", row, _learns(row))
+        add(claim, "proposed, not run", row, _answer(_learns(row)))
     tanh = trainable[(trainable["config"] == "tanh_uniform") & (trainable["width"] == 5)]
     if not tanh.empty:
         t = tanh.iloc[0]
