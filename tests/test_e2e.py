@@ -184,8 +184,10 @@ def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):
     entry = diff["studies.deep_relu.accuracy_test.mean"]
     assert entry["old"] == published["studies"]["deep_relu"]["accuracy_test"]["mean"]
     assert entry["new"] != entry["old"]
-    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
-    baseline = shown[0]["data"]
-    assert baseline["metrics"]["results/metrics.json"]["data"] == published
-    names = [exp.get("name") for rev in shown for exp in (rev.get("experiments") or [])]
-    assert "tiny" in names
+    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)  # the workspace, then the baseline commit
+    baseline = next(entry for entry in shown if entry["rev"] != "workspace")
+    assert baseline["data"]["metrics"]["results/metrics.json"]["data"] == published
+    experiments = {exp["name"]: exp["data"] for entry in shown for group in (entry.get("experiments") or [])
+                   for exp in group["revs"]}
+    assert experiments["tiny"]["metrics"]["results/metrics.json"]["data"]["studies"]["deep_relu"][
+        "accuracy_test"]["mean"] == entry["new"]
