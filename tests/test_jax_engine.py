@@ -105,6 +105,16 @@ def test_replicas_of_other_depths_share_a_program(params, data):
     assert not np.any(mixed["params"][3][0][..., 1])  # its padding layer never moves
 
 
+def test_chunks_of_other_depths_are_padded_alike(params, data):
+    """A chunk holding only depth-1 replicas is padded to the deepest of all chunks, as one program would be."""
+    specs = [spec_for(params, "deep_relu", d) for d in (1, 1, 3, 2)]
+    cfg = je.Training("relu", "sgd", 2, 32, stats_freq=1)
+    whole = je.train_replicas(cfg, specs, [1, 2, 3, 4], [SGD] * 4, data)
+    chunked = je.train_replicas(cfg, specs, [1, 2, 3, 4], [SGD] * 4, data, chunk=2)
+    np.testing.assert_allclose(chunked["history"], whole["history"], atol=1e-6)
+    np.testing.assert_allclose(chunked["layer_stats"], whole["layer_stats"], rtol=1e-5, atol=1e-7)
+
+
 def test_statistics_at_initialisation_match_the_reference_engine(params, data):
     """The in-program statistics of epoch 0 equal the Keras engine's StatisticsRecorder on the same weights."""
     pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")

@@ -121,17 +121,17 @@ def read_events(logdir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     files = sorted(Path(logdir).glob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"{logdir}: no TensorBoard event file")
-    plugins: dict[str, str] = {}
+    tags: dict[str, tuple[str, str, str]] = {}  # tag -> (plugin, statistic, layer), from its first record
     scalars, histograms = [], []
     for path in files:
         for event in EventFileLoader(str(path)).Load():
             for value in event.summary.value:
-                plugin = plugins.setdefault(value.tag, value.metadata.plugin_data.plugin_name)
+                if value.tag not in tags:
+                    tags[value.tag] = (value.metadata.plugin_data.plugin_name, *split_tag(value.tag))
+                plugin, statistic, layer = tags[value.tag]
                 if plugin == SCALARS:
-                    statistic, layer = split_tag(value.tag)
                     scalars.append((layer, event.step, statistic, float(_tensor_values(value.tensor)[0])))
                 elif plugin == HISTOGRAMS:
-                    statistic, layer = split_tag(value.tag)
                     histograms.extend((layer, event.step, statistic, left, right, count)
                                       for left, right, count in _tensor_values(value.tensor).reshape(-1, 3))
     return (pd.DataFrame(scalars, columns=SCALAR_COLUMNS),

@@ -56,6 +56,7 @@ def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, eve
     tables = {name: [] for name in TABLES}
     final = {(FINAL_PREFIX + s, "model", epochs) for s in MODEL_STATISTICS} | \
         {(s, "model", epochs) for s in SEED_STATISTICS}
+    final_statistics = [statistic for statistic, _, _ in final]
     hist_epochs = histogram_epochs(epochs, events["histogram_freq"])
     for variant in variants:
         where = Path(run_dir) / variant.name
@@ -66,12 +67,13 @@ def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, eve
         for k, seed in enumerate(variant.seeds):
             is_detail = k < events["detail_seeds"]
             scalars, histograms = _read(seed_dir(where, seed), final | (full if is_detail else set()))
-            at_end = scalars[(scalars["epoch"] == epochs) & scalars["statistic"].isin([f for f, _, _ in final])]
+            is_final = scalars["statistic"].isin(final_statistics)
+            at_end = scalars[(scalars["epoch"] == epochs) & is_final]
             row = dict(zip(at_end["statistic"].str.removeprefix(FINAL_PREFIX), at_end["value"]))
             tables["seeds"].append({**keys, "config": variant.config, "depth": variant.depth, "width": variant.width,
                                     "seed": seed, **row})
             if is_detail:
-                rest = scalars[~scalars["statistic"].isin([f for f, _, _ in final])]
+                rest = scalars[~is_final]
                 tables["detail"].append(rest.assign(**keys, seed=seed))
                 if not row["diverged"]:  # a diverged run's histograms are skipped (no finite range)
                     want = {(kind, layer, e) for kind in ("grad_val", "kernel") for layer in variant.spec.layer_names

@@ -9,6 +9,11 @@ plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "figure.dpi": 100, "
                      "grid.alpha": 0.3})
 
 
+def _input_to_output(layers) -> list[str]:
+    """hidden_1, hidden_2, ..., hidden_10, output (numeric order, not string order)."""
+    return sorted(layers, key=lambda layer: (layer == "output", 0 if layer == "output" else int(layer.split("_")[1])))
+
+
 def learning_curves(per_variant: pd.DataFrame, studies: list[str], statistic: str, ylabel: str, n_seeds: dict):
     """One line per study: the per-epoch statistic averaged over its seeds."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -48,13 +53,15 @@ def width_depth_heatmap(summary: pd.DataFrame, study: str):
     """Success rate and mean test accuracy over width x depth, values written in the cells."""
     part = summary[summary["study"] == study]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for ax, (column, label) in zip(axes, [("success_rate", "success rate"), ("accuracy_test_mean", "mean test accuracy")]):
+    # (column, label, colour range, value above which a cell is light enough for black text)
+    panels = [("success_rate", "success rate", (0, 1), 0.5),
+              ("accuracy_test_mean", "mean test accuracy", (0.45, 0.9), 0.65)]
+    for ax, (column, label, (vmin, vmax), light) in zip(axes, panels):
         grid = part.pivot_table(index="width", columns="depth", values=column)
-        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=0 if column == "success_rate" else 0.45,
-                          vmax=1 if column == "success_rate" else 0.9)
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax)
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if value < (0.5 if column == "success_rate" else 0.65) else "black")
+                    color="black" if value >= light else "white")
         ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
                yticklabels=grid.index, xlabel="hidden layers (depth)", ylabel="units per hidden layer (width)",
                title=f"{label} ({part['config'].iloc[0]}, {part['n_seeds'].iloc[0]} seeds per cell)")
@@ -73,8 +80,7 @@ def layer_epoch_heatmaps(per_variant: pd.DataFrame, panels: dict[str, str], stat
         study, variant = key.split("/")
         part = rows[(rows["study"] == study) & (rows["variant"] == variant)]
         grid = part.pivot_table(index="layer", columns="epoch", values="value")
-        order = sorted(grid.index, key=lambda layer: (layer == "output", int(layer.split("_")[-1]) if "_" in layer else 0))
-        grids[title] = grid.loc[order]
+        grids[title] = grid.loc[_input_to_output(grid.index)]
     values = np.concatenate([g.to_numpy().ravel() for g in grids.values()])
     values = values[np.isfinite(values) & (values > 0)]
     norm = plt.matplotlib.colors.LogNorm(values.min(), values.max())
@@ -96,7 +102,7 @@ def layer_lines(per_variant: pd.DataFrame, panels: dict[str, str], statistic: st
     for ax, (title, key) in zip(axes[0], panels.items()):
         study, variant = key.split("/")
         part = rows[(rows["study"] == study) & (rows["variant"] == variant)]
-        layers = sorted(part["layer"].unique(), key=lambda l: (l == "output", int(l.split("_")[-1]) if "_" in l else 0))
+        layers = _input_to_output(part["layer"].unique())
         for layer, colour in zip(layers, plt.cm.viridis(np.linspace(0, 0.9, len(layers)))):
             line = part[part["layer"] == layer].sort_values("epoch")
             ax.plot(line["epoch"], line["value"], color=colour, label=layer)

@@ -22,7 +22,8 @@ def find_variant(summary: pd.DataFrame, config: str, depth: int, width: int = 5)
 
 def _acc(row) -> str:
     return (f"test acc {row.accuracy_test_mean:.3f} [{row.accuracy_test_low:.3f}, {row.accuracy_test_high:.3f}], "
-            f"success {row.successes}/{row.n_seeds} = {row.success_rate:.2f} [{row.success_low:.2f}, {row.success_high:.2f}]")
+            f"success {row.successes}/{row.n_seeds} = {row.success_rate:.2f} "
+            f"[{row.success_low:.2f}, {row.success_high:.2f}]")
 
 
 def _verdict(ok: bool | str | None) -> str:
@@ -96,8 +97,9 @@ def claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ok = all(lo <= measured[layer] <= hi for layer, (lo, hi) in stats.items())
         add(f"{name}: mean |gradient| per layer during training", "read off TensorBoard plots",
             ", ".join(parts) + f"; first/output ratio {f.ratio_first_output_train:.2f}", ok)
-    for claim, config, depth in [("Extension 1: does deep tanh learn with Xavier (Glorot) init?", "tanh_glorot", 5),
-                                 ("Extension 2: does deep tanh (uniform init) learn with Adam?", "tanh_uniform_adam", 5)]:
+    extensions = [("Extension 1: does deep tanh learn with Xavier (Glorot) init?", "tanh_glorot", 5),
+                  ("Extension 2: does deep tanh (uniform init) learn with Adam?", "tanh_uniform_adam", 5)]
+    for claim, config, depth in extensions:
         row = find_variant(summary, config, depth)
         add(claim, "proposed, not run", row, _answer(_learns(row)))
     tanh = trainable[(trainable["config"] == "tanh_uniform") & (trainable["width"] == 5)]

@@ -335,9 +335,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     for start in range(0, len(seeds), chunk):
         part = slice(start, start + chunk)
         if params is None:
-            p = init_params(specs[part], seeds[part])
-            zeros = jax.tree.map(jnp.zeros_like, p[-2])  # a hidden layer that no replica of this chunk has
-            p = p[:-1] + [zeros] * (depth_all + 1 - len(p)) + p[-1:]
+            p = init_params(specs[part], seeds[part], depth_all)
         else:
             p = jax.tree.map(lambda a: a[..., part], params)
         order = shuffle_keys(seeds[part]) if perms is None else jnp.asarray(perms[:, part])

@@ -18,14 +18,15 @@ def _limit(init, fan_in: int, fan_out: int) -> tuple[float, float]:
     return -math.sqrt(scale), math.sqrt(scale)
 
 
-def init_params(specs: list[ModelSpec], seeds) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
+def init_params(specs: list[ModelSpec], seeds,
+                n_hidden: int | None = None) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
     """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
-    padded to the deepest: hidden layers 1..max depth, then the output layer. Replica k's layer i is
-    drawn from its seed and i alone (its output layer from its own depth), so a replica starts the same
-    in any company; layers beyond its depth are zeros and never used."""
+    padded to `n_hidden` (default: the deepest): hidden layers 1..n_hidden, then the output layer.
+    Replica k's layer i is drawn from its seed and i alone (its output layer from its own depth), so a
+    replica starts the same in any company; layers beyond its depth are zeros and never used."""
     keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
     depths = jnp.asarray([s.depth for s in specs])
-    n_hidden, width = max(s.depth for s in specs), specs[0].width
+    n_hidden, width = n_hidden or max(s.depth for s in specs), specs[0].width
     shapes = [(specs[0].n_inputs, width)] + [(width, width)] * (n_hidden - 1) + [(width, 1)]
 
     def draw(layer, fold, inits, active):

@@ -101,7 +101,7 @@ class StatisticsRecorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._val_grads = validation_gradients(self.model, *self.data)
         hidden_layers = self.model.layers[:-1]
-        self._hidden = tf.function(lambda x: [h for h in _outputs(hidden_layers, x)])
+        self._hidden = tf.function(lambda x: list(_outputs(hidden_layers, x)))
         self._kernels = self._kernel_values()
         self._record(0, train_grad_means=None, before=None)
 

@@ -52,7 +52,8 @@ def _check_relations(params: dict) -> list[str]:
         problems.append(f"events.histogram_freq: {events['histogram_freq']} must be a multiple of events.stats_freq "
                         f"({events['stats_freq']}): histograms are taken with the statistics")
     optimizers = {"train.optimizer": params["train"]["optimizer"]}
-    optimizers |= {f"configs.{name}.optimizer": c["optimizer"] for name, c in params["configs"].items() if "optimizer" in c}
+    optimizers |= {f"configs.{name}.optimizer": config["optimizer"]
+                   for name, config in params["configs"].items() if "optimizer" in config}
     for name, study in params["studies"].items():
         for config in study["configs"]:
             if config not in params["configs"]:

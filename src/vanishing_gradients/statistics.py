@@ -85,13 +85,12 @@ def gradient_flow(variants: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
         part = part.droplevel([0, 1])
         grad = part["grad_val_mean_abs"]
         init, trained = grad.loc[0], grad[grad.index >= 1].mean()
-        hidden = [c for c in part["saturated_share"].columns]
         rows.append({"study": study, "variant": variant,
                      "grad_first_init": init["hidden_1"], "grad_output_init": init["output"],
                      "grad_first_train": trained["hidden_1"], "grad_output_train": trained["output"],
                      "ratio_first_output_init": init["hidden_1"] / init["output"],
                      "ratio_first_output_train": trained["hidden_1"] / trained["output"],
-                     "saturated_share": part["saturated_share"][hidden].iloc[1:].mean().mean(),
-                     "dead_share": part["dead_share"][hidden].iloc[1:].mean().mean(),
+                     "saturated_share": part["saturated_share"].iloc[1:].mean().mean(),  # hidden layers only
+                     "dead_share": part["dead_share"].iloc[1:].mean().mean(),
                      "update_ratio": part["update_ratio"].iloc[1:].mean().mean()})
     return summary[["study", "variant", "config", "depth", "width"]].merge(pd.DataFrame(rows), on=["study", "variant"])

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-_Z, _W = np.polynomial.hermite_e.hermegauss(80)  # Gauss-Hermite nodes (even: none at 0, where relu' jumps) for E over a standard normal
+# Gauss-Hermite nodes for E over a standard normal (an even count: none at 0, where relu' jumps)
+_Z, _W = np.polynomial.hermite_e.hermegauss(80)
 _W = _W / _W.sum()
 PHI = {"tanh": (np.tanh, lambda x: 1 - np.tanh(x) ** 2),
        "relu": (lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float)),
