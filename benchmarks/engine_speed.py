@@ -65,7 +65,8 @@ def _engine_run(replicas: int, epochs: int, depth: int, args) -> dict:
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        out = je.train_replicas(cfg, [spec] * replicas, seeds, [SGD] * replicas, data, detail=[0])
+        out = je.train_replicas(cfg, [spec] * replicas, seeds, [SGD] * replicas, data, detail=[0],
+                                chunk=replicas)  # all replicas in one program
         jax.block_until_ready(out["final"])
         times.append(time.perf_counter() - start)
     return {"first_s": times[0], "run_s": times[1], "model_epochs_per_s": replicas * epochs / times[1],
@@ -86,18 +87,24 @@ def part_p3(args) -> dict:
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
-    return {f"depth{d}_replicas{k}": _engine_run(k, args.p3_epochs, d, args)
-            for d in (5, 20) for k in (10_000, 100_000)}
+    found = {}
+    for d in (5, 20):
+        for k in (10_000, 100_000):
+            found[f"depth{d}_replicas{k}"] = run = _engine_run(k, args.p3_epochs, d, args)
+            print(f"    depth {d}, {k:,} replicas: {run['model_epochs_per_s']:,.0f} model-epochs/s "
+                  f"(compile+run {run['first_s']:.1f} s)", file=sys.stderr, flush=True)
+    return found
 
 
 PARTS = {"keras": part_keras, "jax_one": part_jax_one, "p2": part_p2, "p3": part_p3}
 
 
 def _run_part(name: str, argv: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--only", name, *argv], capture_output=True, text=True,
+    # its progress and errors go straight to our stderr; its result is the last line of its stdout
+    done = subprocess.run([sys.executable, __file__, "--only", name, *argv], stdout=subprocess.PIPE, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_COMPILATION_CACHE_DIR": ""})
     if done.returncode != 0:
-        raise RuntimeError(f"part {name} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"part {name} failed with exit status {done.returncode} (its error is above)")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -139,7 +146,7 @@ def main() -> None:
             print(f"P3  skipped: {p3['skipped']}", flush=True)
         else:
             result["p3_model_epochs_per_s"] = {k: v["model_epochs_per_s"] for k, v in p3.items()}
-            result["gpu"] = next(iter(p3.values()))["device"]
+            result["gpu"] = result["device"] = next(iter(p3.values()))["device"]
             for k, v in p3.items():
                 print(f"P3  {k}: {v['model_epochs_per_s']:,.0f} model-epochs/s", flush=True)
     result.setdefault("device", "cpu")

@@ -216,10 +216,10 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the program
 
-def _program(cfg: Training, params, hp, depth, detail, order, data):
-    """Train K replicas for cfg.epochs. depth (K,): hidden layers of each replica (params are padded to
-    the deepest); detail (D,): replicas that get histograms; `order`: (K,) shuffle keys or
-    (epochs, K, n_train) permutations."""
+def _program(cfg: Training, platform: str, params, hp, depth, detail, order, data):
+    """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are drawn).
+    depth (K,): hidden layers of each replica (params are padded to the deepest); detail (D,): replicas
+    that get histograms; `order`: (K,) shuffle keys or (epochs, K, n_train) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
     n_batches, mask = _batches(n, B)
@@ -279,7 +279,7 @@ def _program(cfg: Training, params, hp, depth, detail, order, data):
         params, state, step, buffers = carry
         epoch, perm = xs
         if perm is None:
-            perm = permutations(order, epoch, n)  # (K, n)
+            perm = permutations(order, epoch, n, platform)  # (K, n)
         index = jnp.concatenate([perm, jnp.zeros((K, n_batches * B - n), perm.dtype)], axis=1)
         index = index.T.reshape(n_batches, B, K)  # gathering straight into the replica-minor layout is
         xb = jnp.moveaxis(x_train[index], -1, 2)  # far cheaper than gathering then transposing: (batches, B, n_in, K)
@@ -299,7 +299,7 @@ def _program(cfg: Training, params, hp, depth, detail, order, data):
     buffers = (buffers[0].at[0].set(stats0.at[3].set(jnp.nan)), buffers[1])  # no update before training
     epochs = jnp.arange(1, cfg.epochs + 1)
     if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
-        order = all_permutations(order, epochs, n)  # one loop for all epochs: less overhead
+        order = all_permutations(order, epochs, n, platform)  # one loop for all epochs: less overhead
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
     (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
@@ -309,9 +309,16 @@ def _program(cfg: Training, params, hp, depth, detail, order, data):
             "hist_ranges": hist[1], "final": final}
 
 
-@partial(jax.jit, static_argnums=0)
-def _compiled(cfg, params, hp, depth, detail, order, data):
-    return _program(cfg, params, hp, depth, detail, order, data)
+@partial(jax.jit, static_argnums=(0, 1))
+def _compiled(cfg, platform, params, hp, depth, detail, order, data):
+    return _program(cfg, platform, params, hp, depth, detail, order, data)
+
+
+def _platform() -> str:
+    """Where a program compiled now runs: "cpu", or "gpu" for any accelerator (jax.default_device's, if set)."""
+    device = jax.config.jax_default_device
+    device = jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
+    return "cpu" if device.platform == "cpu" else "gpu"
 
 
 # ----------------------------------------------------------------------------- public API
@@ -331,6 +338,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
                    (data["train"][0], data["train"][1][:, 0], data["test"][0], data["test"][1][:, 0]))
     depth_all = max(s.depth for s in specs)  # every chunk padded alike, so results never depend on chunking
+    platform = _platform()
     parts = []
     for start in range(0, len(seeds), chunk):
         part = slice(start, start + chunk)
@@ -341,7 +349,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
         order = shuffle_keys(seeds[part]) if perms is None else jnp.asarray(perms[:, part])
         depth = jnp.asarray([s.depth for s in specs[part]], jnp.int32)
         local = jnp.asarray([i - start for i in detail if start <= i < start + chunk], jnp.int32)
-        out = _compiled(cfg, p, hyperparameters(optimizers[part]), depth, local, order, arrays)
+        out = _compiled(cfg, platform, p, hyperparameters(optimizers[part]), depth, local, order, arrays)
         parts.append(jax.tree.map(np.asarray, out))
     if len(parts) == 1:
         return parts[0]

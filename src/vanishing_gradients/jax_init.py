@@ -53,8 +53,9 @@ def _uniforms(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
 
 
 def _fisher_yates(u: jnp.ndarray) -> jnp.ndarray:
-    """(rows, n) uniforms -> one uniform random permutation of range(n) per row, vectorised across rows
-    (on CPU about twice as fast as sorting random keys)."""
+    """(rows, n) uniforms -> one uniform random permutation of range(n) per row: n - 1 swaps in one loop,
+    each vectorised across rows. On CPU up to 2.5x faster than sorting random keys; on a GPU its 499
+    dependent scatters make it ~75x slower (H100, 100,000 replicas: 183 ms against 2.4 ms)."""
     rows, n = u.shape
     index = jnp.arange(rows)
 
@@ -67,12 +68,23 @@ def _fisher_yates(u: jnp.ndarray) -> jnp.ndarray:
     return jax.lax.fori_loop(0, n - 1, swap, jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n)))
 
 
-def permutations(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`."""
-    return _fisher_yates(_uniforms(keys, epoch, n))
+def _sort(u: jnp.ndarray) -> jnp.ndarray:
+    """(rows, n) uniforms -> per row, the order that sorts them (ties by position): a uniform random
+    permutation, drawn in one parallel sort (the fast way on a GPU)."""
+    return jnp.argsort(u, axis=1, stable=True).astype(jnp.int32)
 
 
-def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int) -> jnp.ndarray:
+# How each backend draws a permutation from the same uniforms. The two give different orders, so a seed's
+# run differs between CPU and GPU; it would anyway, since the backends round sums differently.
+SHUFFLES = {"cpu": _fisher_yates, "gpu": _sort}
+
+
+def permutations(keys: jnp.ndarray, epoch, n: int, platform: str = "cpu") -> jnp.ndarray:
+    """(K, n): each replica's order of the training rows in `epoch`, drawn as `platform` draws it fastest."""
+    return SHUFFLES[platform](_uniforms(keys, epoch, n))
+
+
+def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
     """(epochs, K, n): the same orders as `permutations`, drawn in one loop (faster for few replicas)."""
     u = jax.vmap(lambda e: _uniforms(keys, e, n))(epochs)
-    return _fisher_yates(u.reshape(-1, n)).reshape(u.shape)
+    return SHUFFLES[platform](u.reshape(-1, n)).reshape(u.shape)

@@ -1,0 +1,21 @@
+"""The benchmark scripts still run and end with their JSON line (their figures are not checked here)."""
+import json
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from conftest import ROOT
+
+
+def test_engine_speed_prints_its_figures_as_json():
+    if jax.default_backend() != "cpu":
+        pytest.skip("with a GPU, P3 runs at its full size")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_speed.py"), "--parts", "p2,p3",
+                           "--p2-replicas", "4", "--p2-epochs", "3", "--stats-freq", "1", "--histogram-freq", "2"],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["p2_model_epochs_per_s"] > 0 and result["peak_rss_mb"]["p2"] > 0
+    assert result["p3_model_epochs_per_s"] is None and "P3  skipped: JAX sees no GPU" in done.stdout
+    assert result["device"] == "cpu"
