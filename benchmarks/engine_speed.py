@@ -84,16 +84,12 @@ def part_p2(args) -> dict:
 
 
 def part_p3(args) -> dict:
+    """One P3 configuration (--p3-depth, --p3-replicas), with the GPU memory it peaked at."""
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
-    found = {}
-    for d in (5, 20):
-        for k in (10_000, 100_000):
-            found[f"depth{d}_replicas{k}"] = run = _engine_run(k, args.p3_epochs, d, args)
-            print(f"    depth {d}, {k:,} replicas: {run['model_epochs_per_s']:,.0f} model-epochs/s "
-                  f"(compile+run {run['first_s']:.1f} s)", file=sys.stderr, flush=True)
-    return found
+    run = _engine_run(args.p3_replicas, args.p3_epochs, args.p3_depth, args)
+    return {**run, "gpu_peak_mb": jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20}
 
 
 PARTS = {"keras": part_keras, "jax_one": part_jax_one, "p2": part_p2, "p3": part_p3}
@@ -115,6 +111,8 @@ def main() -> None:
     parser.add_argument("--p2-replicas", type=int, default=1000)
     parser.add_argument("--p2-epochs", type=int, default=100)
     parser.add_argument("--p3-epochs", type=int, default=100)
+    parser.add_argument("--p3-depth", type=int, default=5, help=argparse.SUPPRESS)  # set per P3 configuration
+    parser.add_argument("--p3-replicas", type=int, default=10_000, help=argparse.SUPPRESS)
     parser.add_argument("--stats-freq", type=int, default=1, help="per-layer statistics every N epochs")
     parser.add_argument("--histogram-freq", type=int, default=1,
                         help="one replica's histograms every N epochs (a multiple of --stats-freq; 0: none)")
@@ -123,7 +121,7 @@ def main() -> None:
     if args.only:
         print(json.dumps({**PARTS[args.only](args), "peak_rss_mb": _peak_mb()}))
         return
-    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("parts", "only")]
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("parts", "only", "p3_depth", "p3_replicas")]
     parts, result = args.parts.split(","), {"p1_ratio": None, "p2_model_epochs_per_s": None,
                                             "p3_model_epochs_per_s": None, "peak_rss_mb": {}}
     if "p1" in parts:
@@ -139,16 +137,22 @@ def main() -> None:
         result["peak_rss_mb"]["p2"] = p2["peak_rss_mb"]
         print(f"P2  {args.p2_replicas} replicas x {args.p2_epochs} epochs on CPU: "
               f"{p2['model_epochs_per_s']:,.0f} model-epochs/s (compile+run {p2['first_s']:.1f} s)", flush=True)
-    if "p3" in parts:
-        p3 = _run_part("p3", argv)
-        result["peak_rss_mb"]["p3"] = p3.pop("peak_rss_mb")
-        if "skipped" in p3:
-            print(f"P3  skipped: {p3['skipped']}", flush=True)
-        else:
+    if "p3" in parts:  # each configuration in its own interpreter, so its GPU memory peak is its own
+        p3 = {}
+        for depth, replicas in ((5, 10_000), (5, 100_000), (20, 10_000), (20, 100_000)):
+            found = _run_part("p3", [*argv, f"--p3-depth={depth}", f"--p3-replicas={replicas}"])
+            if "skipped" in found:
+                print(f"P3  skipped: {found['skipped']}", flush=True)
+                break
+            p3[f"depth{depth}_replicas{replicas}"] = found
+            print(f"P3  depth {depth}, {replicas:,} replicas: {found['model_epochs_per_s']:,.0f} model-epochs/s "
+                  f"(compile+run {found['first_s']:.1f} s; peak GPU memory {found['gpu_peak_mb']:,.0f} MB)",
+                  flush=True)
+        if p3:
             result["p3_model_epochs_per_s"] = {k: v["model_epochs_per_s"] for k, v in p3.items()}
+            result["gpu_peak_mb"] = {k: v["gpu_peak_mb"] for k, v in p3.items()}
+            result["peak_rss_mb"].update({f"p3_{k}": v["peak_rss_mb"] for k, v in p3.items()})
             result["gpu"] = result["device"] = next(iter(p3.values()))["device"]
-            for k, v in p3.items():
-                print(f"P3  {k}: {v['model_epochs_per_s']:,.0f} model-epochs/s", flush=True)
     result.setdefault("device", "cpu")
     print(json.dumps(result))
 
