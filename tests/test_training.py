@@ -1,4 +1,6 @@
 """Both engines, through the train stage's CLI, write the same event files with the same tags and steps."""
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -12,8 +14,9 @@ STUDY = "sweep"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A two-variant study (relu_he at depths 1 and 2), 3 epochs, seeds 1 and 2, trained by each engine."""
+def trained(tmp_path_factory):
+    """A two-variant study (relu_he at depths 1 and 2), 3 epochs, seeds 1 and 2, trained by each engine:
+    each engine's output folder, and what its train stage printed."""
     from conftest import ROOT
     tmp = tmp_path_factory.mktemp("engines")
     data = tmp / "circles.csv"
@@ -21,7 +24,7 @@ def runs(tmp_path_factory):
     params["train"].update(epochs=3, seeds=[1, 2])
     params["events"].update(stats_freq=1, histogram_freq=2, detail_seeds=1)
     params["studies"] = {STUDY: {"configs": ["relu_he"], "depths": [1, 2], "widths": [5]}}
-    out = {}
+    out, printed = {}, {}
     for engine in ("keras", "jax"):
         params["train"]["engine"] = engine
         path = tmp / f"{engine}.yaml"
@@ -29,10 +32,27 @@ def runs(tmp_path_factory):
         if not data.exists():
             assert cli.main(["data", "--params", str(path), "--out-csv", str(data), "--out-plot",
                              str(tmp / "circles.png")]) == 0
-        out[engine] = tmp / engine
-        assert cli.main(["train", "--params", str(path), "--study", STUDY, "--data", str(data),
-                         "--out", str(out[engine]), "--timings", str(tmp / "timings")]) == 0
-    return out
+        out[engine], printed[engine] = tmp / engine, io.StringIO()
+        with contextlib.redirect_stdout(printed[engine]):
+            assert cli.main(["train", "--params", str(path), "--study", STUDY, "--data", str(data),
+                             "--out", str(out[engine]), "--timings", str(tmp / "timings")]) == 0
+    return out, {engine: text.getvalue() for engine, text in printed.items()}
+
+
+@pytest.fixture(scope="module")
+def runs(trained):
+    return trained[0]
+
+
+def test_training_shows_progress(trained):
+    """The reference engine reports each model as it finishes (one takes ~30 s at full size); the fast
+    engine each compiled program; both each variant."""
+    printed = trained[1]
+    for variant in ("relu_he-d01-w05", "relu_he-d02-w05"):
+        for k, seed in enumerate((1, 2)):
+            assert f"{variant} seed {seed} ({k + 1}/2) in " in printed["keras"]
+        assert all(f"{variant} at " in printed[engine] for engine in printed)
+    assert "program 1: 2 variants, 4 replicas" in printed["jax"]
 
 
 def _keys(table):

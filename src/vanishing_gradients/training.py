@@ -6,6 +6,7 @@ run_events.py writes alike.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -33,9 +34,13 @@ def train_variants(variants: list[Variant], train: dict, events: dict, data: dic
 
         def run():
             for variant in variants:
-                per_seed = [keras_engine.train_one(variant.spec, variant.optimizer, train, events, data, seed,
-                                                   detail=k < events["detail_seeds"])
-                            for k, seed in enumerate(variant.seeds)]
+                per_seed = []
+                for k, seed in enumerate(variant.seeds):  # a model takes ~30 s: say so after each one
+                    start = time.perf_counter()
+                    per_seed.append(keras_engine.train_one(variant.spec, variant.optimizer, train, events, data,
+                                                           seed, detail=k < events["detail_seeds"]))
+                    log(f"{variant.name} seed {seed} ({k + 1}/{len(variant.seeds)}) in "
+                        f"{time.perf_counter() - start:.0f} s: test acc {per_seed[-1]['final'][3]:.3f}")
                 yield variant, _stack_seeds(per_seed)
         return device, run()
 
