@@ -4,11 +4,12 @@
     python benchmarks/engine_speed.py --parts p2,p3 --p2-epochs 20
 
 P1: one depth-5 width-5 model, 500 epochs: Keras `model.fit` time / fast-engine time (compile
-    excluded and included). P2: CPU throughput at 1,000 replicas. P3: GPU throughput at 10,000 and
-    100,000 replicas, depth 5 and 20. The fast engine computes the study's per-layer statistics every
-    `--stats-freq` epochs (validation and training gradient means, kernel L1 norms, update ratios,
-    saturated and dead shares) and one replica's histograms every `--histogram-freq` epochs, as a
-    study's detail seed. Each part runs in a fresh interpreter, so its peak memory is its own, with
+    excluded and included). P2: CPU throughput at 1,000 replicas, in runs of `--p2-chunk` that go side
+    by side, one per core. P3: GPU throughput at 10,000 and 100,000 replicas, depth 5 and 20, each in
+    one run. The fast engine computes per-layer statistics every `--stats-freq` epochs (validation and
+    training gradient means, kernel L1 norms, update ratios, saturated and dead shares) and one
+    replica's histograms every `--histogram-freq` epochs, as a study's detail seed (defaults: the
+    study's own 10 and 50). Each part runs in a fresh interpreter, so its peak memory is its own, with
     JAX's persistent compilation cache off, so "with compile" really compiles.
 The last line printed is one JSON object with the figures.
 """
@@ -52,8 +53,9 @@ def part_keras(args) -> dict:
     return {"fit_s": time.perf_counter() - start}
 
 
-def _engine_run(replicas: int, epochs: int, depth: int, args) -> dict:
-    """Train `replicas` replicas twice: the first call compiles, the second is the steady state."""
+def _engine_run(replicas: int, epochs: int, depth: int, args, chunk: int) -> dict:
+    """Train `replicas` replicas twice, at most `chunk` per program run: the first call compiles, the
+    second is the steady state."""
     import jax
 
     from vanishing_gradients import jax_engine as je
@@ -65,8 +67,7 @@ def _engine_run(replicas: int, epochs: int, depth: int, args) -> dict:
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        out = je.train_replicas(cfg, [spec] * replicas, seeds, [SGD] * replicas, data, detail=[0],
-                                chunk=replicas)  # all replicas in one program
+        out = je.train_replicas(cfg, [spec] * replicas, seeds, [SGD] * replicas, data, detail=[0], chunk=chunk)
         jax.block_until_ready(out["final"])
         times.append(time.perf_counter() - start)
     return {"first_s": times[0], "run_s": times[1], "model_epochs_per_s": replicas * epochs / times[1],
@@ -74,13 +75,13 @@ def _engine_run(replicas: int, epochs: int, depth: int, args) -> dict:
 
 
 def part_jax_one(args) -> dict:
-    return _engine_run(1, args.p1_epochs, 5, args)
+    return _engine_run(1, args.p1_epochs, 5, args, chunk=1)
 
 
 def part_p2(args) -> dict:
     import jax
     jax.config.update("jax_platforms", "cpu")
-    return _engine_run(args.p2_replicas, args.p2_epochs, 5, args)
+    return _engine_run(args.p2_replicas, args.p2_epochs, 5, args, chunk=args.p2_chunk)
 
 
 def part_p3(args) -> dict:
@@ -88,7 +89,7 @@ def part_p3(args) -> dict:
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
-    run = _engine_run(args.p3_replicas, args.p3_epochs, args.p3_depth, args)
+    run = _engine_run(args.p3_replicas, args.p3_epochs, args.p3_depth, args, chunk=args.p3_replicas)
     return {**run, "gpu_peak_mb": jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20}
 
 
@@ -110,23 +111,27 @@ def main() -> None:
     parser.add_argument("--p1-epochs", type=int, default=500)
     parser.add_argument("--p2-replicas", type=int, default=1000)
     parser.add_argument("--p2-epochs", type=int, default=100)
+    parser.add_argument("--p2-chunk", type=int, default=500,
+                        help="replicas per program run; the runs go side by side, one per CPU core")
     parser.add_argument("--p3-epochs", type=int, default=100)
     parser.add_argument("--p3-depth", type=int, default=5, help=argparse.SUPPRESS)  # set per P3 configuration
     parser.add_argument("--p3-replicas", type=int, default=10_000, help=argparse.SUPPRESS)
-    parser.add_argument("--stats-freq", type=int, default=1, help="per-layer statistics every N epochs")
-    parser.add_argument("--histogram-freq", type=int, default=1,
+    parser.add_argument("--stats-freq", type=int, default=10, help="per-layer statistics every N epochs")
+    parser.add_argument("--histogram-freq", type=int, default=50,
                         help="one replica's histograms every N epochs (a multiple of --stats-freq; 0: none)")
     parser.add_argument("--only", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         print(json.dumps({**PARTS[args.only](args), "peak_rss_mb": _peak_mb()}))
         return
-    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("parts", "only", "p3_depth", "p3_replicas")]
+    own = ("parts", "only", "p3_depth", "p3_replicas")  # not handed down to the parts as they are
+    argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in own]
     parts, result = args.parts.split(","), {"p1_ratio": None, "p2_model_epochs_per_s": None,
                                             "p3_model_epochs_per_s": None, "peak_rss_mb": {}}
     if "p1" in parts:
         keras, jax_one = _run_part("keras", argv), _run_part("jax_one", argv)
-        result.update(p1_ratio=keras["fit_s"] / jax_one["run_s"], p1_ratio_with_compile=keras["fit_s"] / jax_one["first_s"])
+        result.update(p1_ratio=keras["fit_s"] / jax_one["run_s"],
+                      p1_ratio_with_compile=keras["fit_s"] / jax_one["first_s"])
         result["peak_rss_mb"].update(p1_keras=keras["peak_rss_mb"], p1_jax=jax_one["peak_rss_mb"])
         print(f"P1  Keras fit {keras['fit_s']:.1f} s; fast engine {jax_one['run_s']:.3f} s "
               f"({jax_one['first_s']:.2f} s with compile): {result['p1_ratio']:.0f}x "
@@ -135,7 +140,7 @@ def main() -> None:
         p2 = _run_part("p2", argv)
         result.update(p2_model_epochs_per_s=p2["model_epochs_per_s"], device=p2["device"])
         result["peak_rss_mb"]["p2"] = p2["peak_rss_mb"]
-        print(f"P2  {args.p2_replicas} replicas x {args.p2_epochs} epochs on CPU: "
+        print(f"P2  {args.p2_replicas} replicas x {args.p2_epochs} epochs on CPU, runs of {args.p2_chunk}: "
               f"{p2['model_epochs_per_s']:,.0f} model-epochs/s (compile+run {p2['first_s']:.1f} s)", flush=True)
     if "p3" in parts:  # each configuration in its own interpreter, so its GPU memory peak is its own
         p3 = {}

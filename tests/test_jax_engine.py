@@ -115,6 +115,24 @@ def test_chunks_of_other_depths_are_padded_alike(params, data):
     np.testing.assert_allclose(chunked["layer_stats"], whole["layer_stats"], rtol=1e-5, atol=1e-7)
 
 
+def test_runs_go_side_by_side_on_the_cpu_cores(params, data, monkeypatch):
+    """A group split into runs (chunk) spreads them over one CPU device per core; the numbers are those of
+    the same runs one after another, and a short last run is filled up so that one program serves all."""
+    if len(jax.devices("cpu")) < 2:
+        pytest.skip("one CPU device: a single core, or JAX started before the engine set its flags")
+    specs = [spec_for(params, "deep_relu", d) for d in (1, 2, 3, 2, 1)]
+    cfg = je.Training("relu", "sgd", 3, 32, stats_freq=1, histogram_freq=1)
+    run = lambda: je.train_replicas(cfg, specs, [1, 2, 3, 4, 5], [SGD] * 5, data, detail=[0, 3, 4], chunk=2)
+    je._compiled.clear_cache()
+    side_by_side = run()
+    assert je._compiled._cache_size() == len(jax.devices("cpu"))  # one program (one per device it ran on)
+    monkeypatch.setattr(je, "_devices", lambda: jax.devices("cpu")[:1])
+    one_by_one = run()
+    assert side_by_side["history"].shape[-1] == 5 and side_by_side["hist_counts"].shape[-2] == 3
+    for key in ("history", "layer_stats", "final", "hist_counts", "hist_ranges"):
+        np.testing.assert_array_equal(side_by_side[key], one_by_one[key])
+
+
 def test_statistics_at_initialisation_match_the_reference_engine(params, data):
     """The in-program statistics of epoch 0 equal the Keras engine's StatisticsRecorder on the same weights."""
     pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")

@@ -17,6 +17,11 @@ from functools import partial
 
 # Several jobs may share one GPU: allocate as needed rather than grabbing most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# On CPU, one XLA device per core (read when JAX starts its CPU backend): replicas are split across them and
+# the programs run side by side, which keeps every core busy (one program's own threading leaves cores idle).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"),
+                                                     f"--xla_force_host_platform_device_count={os.cpu_count()}"]))
 # Compiled programs are kept on disk (JAX's persistent cache) and reused by any job that builds the same
 # one: studies of one shape differ only in their arrays, and a re-run after a parameter change that does
 # not touch shapes compiles nothing. Set JAX_COMPILATION_CACHE_DIR to move it, or to "" to turn it off.
@@ -314,14 +319,34 @@ def _compiled(cfg, platform, params, hp, depth, detail, order, data):
     return _program(cfg, platform, params, hp, depth, detail, order, data)
 
 
-def _platform() -> str:
-    """Where a program compiled now runs: "cpu", or "gpu" for any accelerator (jax.default_device's, if set)."""
+# ----------------------------------------------------------------------------- public API
+
+def _devices() -> list:
+    """The devices a call's program runs are spread over: on CPU every CPU device (one per core, see
+    above), whose runs go side by side; else the one device in use."""
     device = jax.config.jax_default_device
     device = jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
-    return "cpu" if device.platform == "cpu" else "gpu"
+    return jax.devices("cpu") if device.platform == "cpu" else [device]
 
 
-# ----------------------------------------------------------------------------- public API
+def _parts(n: int, chunk: int) -> list[tuple[np.ndarray, int]]:
+    """Per program run, its replicas' indices and how many are real: as few runs as `chunk` allows, all
+    of one size (one compiled program; a short run repeats its first replica, whose copies' results are
+    dropped). The split depends on n and chunk alone, never on the machine: a replica's results depend
+    on its run's size in the last bits (XLA vectorises across replicas), so the same parameters give the
+    same numbers on any number of cores."""
+    size = -(-n // -(-n // chunk))
+    return [(np.concatenate([np.arange(start, min(start + size, n)), np.full(max(start + size - n, 0), start)]),
+             min(size, n - start)) for start in range(0, n, size)]
+
+
+def _first(out: dict, real: int) -> dict:
+    """A run's results for its first `real` replicas (the rest repeated its first replica to fill the run)."""
+    trim = lambda a: a[..., :real]
+    return {**{k: trim(out[k]) for k in ("history", "layer_stats", "final")},
+            "params": jax.tree.map(trim, out["params"]),
+            "hist_counts": out["hist_counts"], "hist_ranges": out["hist_ranges"]}  # detail replicas are real ones
+
 
 def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: list[dict], data: dict,
                    detail=(), params=None, perms=None, chunk: int = 4096):
@@ -332,29 +357,36 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
 
     `detail`: replica indices that get histograms. `params`: initial weights (init_params's layout)
     instead of drawing them from the seeds. `perms`: (epochs, K, n_train) row orders instead of drawing
-    them. Replicas are trained `chunk` at a time so that any number fits in memory.
+    them. Replicas are trained at most `chunk` per program run, so that any number fits in memory; on
+    CPU the runs are spread over the cores and run side by side.
     """
     seeds, detail = list(seeds), list(detail)
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
                    (data["train"][0], data["train"][1][:, 0], data["test"][0], data["test"][1][:, 0]))
-    depth_all = max(s.depth for s in specs)  # every chunk padded alike, so results never depend on chunking
-    platform = _platform()
-    parts = []
-    for start in range(0, len(seeds), chunk):
-        part = slice(start, start + chunk)
-        if params is None:
-            p = init_params(specs[part], seeds[part], depth_all)
-        else:
-            p = jax.tree.map(lambda a: a[..., part], params)
-        order = shuffle_keys(seeds[part]) if perms is None else jnp.asarray(perms[:, part])
-        depth = jnp.asarray([s.depth for s in specs[part]], jnp.int32)
-        local = jnp.asarray([i - start for i in detail if start <= i < start + chunk], jnp.int32)
-        out = _compiled(cfg, platform, p, hyperparameters(optimizers[part]), depth, local, order, arrays)
-        parts.append(jax.tree.map(np.asarray, out))
-    if len(parts) == 1:
-        return parts[0]
-    joined = {k: np.concatenate([p[k] for p in parts], axis=-1) for k in ("history", "layer_stats", "final")}
+    depth_all = max(s.depth for s in specs)  # every run padded alike, so results never depend on the split
+    devices = _devices()
+    platform = "cpu" if devices[0].platform == "cpu" else "gpu"
+    parts = _parts(len(seeds), chunk)
+
+    def start(index, real, device):
+        """Dispatch one run (asynchronously: runs on other devices start before this one ends)."""
+        with jax.default_device(device):
+            pick = lambda items: [items[i] for i in index]
+            p = (init_params(pick(specs), pick(seeds), depth_all) if params is None
+                 else jax.tree.map(lambda a: jnp.asarray(a[..., index]), params))
+            order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(perms[:, index])
+            depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
+            local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
+            return _compiled(cfg, platform, p, hyperparameters(pick(optimizers)), depth, local, order, arrays)
+
+    done = []
+    for wave in range(0, len(parts), len(devices)):
+        running = [(real, start(index, real, device)) for (index, real), device in zip(parts[wave:], devices)]
+        done += [_first(jax.tree.map(np.asarray, out), real) for real, out in running]
+    if len(done) == 1:
+        return done[0]
+    joined = {k: np.concatenate([p[k] for p in done], axis=-1) for k in ("history", "layer_stats", "final")}
     for k in ("hist_counts", "hist_ranges"):  # (H, L, 2, D, BUCKETS | 2): detail replicas on axis -2
-        joined[k] = np.concatenate([p[k] for p in parts], axis=-2)
-    joined["params"] = jax.tree.map(lambda *a: np.concatenate(a, axis=-1), *[p["params"] for p in parts])
+        joined[k] = np.concatenate([p[k] for p in done], axis=-2)
+    joined["params"] = jax.tree.map(lambda *a: np.concatenate(a, axis=-1), *[p["params"] for p in done])
     return joined
