@@ -178,6 +178,25 @@ def test_initialisers_follow_keras_limits(params):
     assert uniform.min() >= 0 and uniform.max() <= 1 and uniform.min() < 0.01 and uniform.max() > 0.99
 
 
+@pytest.mark.parametrize("study", ["deep_relu", "depth_tanh_glorot"])
+def test_initial_weights_have_keras_distribution(params, study):
+    """Per layer, the kernels the engine draws for 80 seeds and those Keras draws for 80 seeds pass a
+    two-sample Kolmogorov-Smirnov test (He and Glorot uniform; the engines' seeds differ, their laws not)."""
+    pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
+    from scipy.stats import ks_2samp
+
+    from vanishing_gradients.keras_engine import keras
+    spec = spec_for(params, study, depth=5)
+    ours = ji.init_params([spec] * 80, range(80))
+    theirs = []
+    for seed in range(80):
+        keras.utils.set_random_seed(seed)
+        theirs.append([w.numpy() for w in build_keras_model(spec).weights][::2])  # kernels
+    for layer, (kernel, _) in enumerate(ours):
+        keras_kernels = np.concatenate([np.ravel(model[layer]) for model in theirs])
+        assert ks_2samp(np.ravel(kernel), keras_kernels).pvalue > 1e-3, f"layer {layer}"
+
+
 def test_in_program_histograms_equal_tensorboards():
     values = np.random.default_rng(0).normal(size=(400, 7)).astype(np.float32)  # (n, K)
     values[:, 3] = 0.25  # one replica with a single value
