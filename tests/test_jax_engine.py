@@ -125,7 +125,7 @@ def test_runs_go_side_by_side_on_the_cpu_cores(params, data, monkeypatch):
     run = lambda: je.train_replicas(cfg, specs, [1, 2, 3, 4, 5], [SGD] * 5, data, detail=[0, 3, 4], chunk=2)
     je._compiled.clear_cache()
     side_by_side = run()
-    assert je._compiled._cache_size() == len(jax.devices("cpu"))  # one program (one per device it ran on)
+    assert je._compiled._cache_size() == min(3, len(jax.devices("cpu")))  # one program per device its 3 runs used
     monkeypatch.setattr(je, "_devices", lambda: jax.devices("cpu")[:1])
     one_by_one = run()
     assert side_by_side["history"].shape[-1] == 5 and side_by_side["hist_counts"].shape[-2] == 3

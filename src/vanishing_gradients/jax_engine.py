@@ -17,8 +17,8 @@ from functools import partial
 
 # Several jobs may share one GPU: allocate as needed rather than grabbing most of its memory.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-# On CPU, one XLA device per core (read when JAX starts its CPU backend): replicas are split across them and
-# the programs run side by side, which keeps every core busy (one program's own threading leaves cores idle).
+# On CPU, one XLA device per core (read when JAX starts its CPU backend): the runs a group is split into
+# (train.chunk) go side by side on them, which keeps every core busy (one program's threading leaves cores idle).
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"),
                                                      f"--xla_force_host_platform_device_count={os.cpu_count()}"]))
@@ -340,7 +340,7 @@ def _parts(n: int, chunk: int) -> list[tuple[np.ndarray, int]]:
              min(size, n - start)) for start in range(0, n, size)]
 
 
-def _first(out: dict, real: int) -> dict:
+def _real_replicas(out: dict, real: int) -> dict:
     """A run's results for its first `real` replicas (the rest repeated its first replica to fill the run)."""
     trim = lambda a: a[..., :real]
     return {**{k: trim(out[k]) for k in ("history", "layer_stats", "final")},
@@ -382,7 +382,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     done = []
     for wave in range(0, len(parts), len(devices)):
         running = [(real, start(index, real, device)) for (index, real), device in zip(parts[wave:], devices)]
-        done += [_first(jax.tree.map(np.asarray, out), real) for real, out in running]
+        done += [_real_replicas(jax.tree.map(np.asarray, out), real) for real, out in running]
     if len(done) == 1:
         return done[0]
     joined = {k: np.concatenate([p[k] for p in done], axis=-1) for k in ("history", "layer_stats", "final")}
