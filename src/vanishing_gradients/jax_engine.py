@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
+from .jax_model import bce_with_logits, forward, loss_and_grads  # noqa: E402
 from .jax_init import all_permutations, init_params, permutations, shuffle_keys  # noqa: E402
 from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
@@ -41,7 +42,6 @@ from .models import ModelSpec  # noqa: E402
 BUCKETS = 30  # TensorBoard's default histogram bucket count
 VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
 PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 
 
 @dataclass(frozen=True)
@@ -59,36 +59,6 @@ class Training:
 
 
 # ----------------------------------------------------------------------------- model and loss
-
-def forward(params, x, activation, active=None, hidden=False):
-    """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
-
-    `active` (n_hidden, K): whether hidden layer i exists in replica k; a layer beyond a replica's depth
-    passes its input through unchanged (value and gradient exactly), so replicas of different depths
-    share one program. With `hidden`, also the hidden activations, each (batch, width, K).
-    """
-    h, activations = x, []
-    for i, (kernel, bias) in enumerate(params):
-        # (batch, fan_in[, K]) . (fan_in, fan_out, K) -> (batch, fan_out, K): K minor keeps XLA's loops vectorised
-        z = jnp.einsum("bik,iok->bok" if h.ndim == 3 else "bi,iok->bok", h, kernel) + bias[None]
-        if i == len(params) - 1:
-            return (z[:, 0, :], activations) if hidden else z[:, 0, :]
-        a = ACTIVATIONS[activation](z)
-        h = a if i == 0 or active is None else jnp.where(active[i][None, None, :], a, h)
-        activations.append(h)
-
-
-def bce_with_logits(logits, y):
-    """TensorFlow's sigmoid_cross_entropy_with_logits, what Keras computes for a sigmoid output.
-
-    Written with TensorFlow's `where(logits >= 0, ...)` rather than relu/abs: at a logit of exactly 0
-    (common when every unit of a ReLU layer is dead) the gradient is then sigmoid(0) - y, as in Keras.
-    """
-    positive = logits >= 0
-    relu_logits = jnp.where(positive, logits, 0.0)
-    neg_abs_logits = jnp.where(positive, -logits, logits)
-    return relu_logits - logits * y + jnp.log1p(jnp.exp(neg_abs_logits))
-
 
 def _mean_abs(tree) -> jnp.ndarray:
     """(L, K): mean |value| of each layer's kernel entry."""
@@ -163,7 +133,7 @@ def _layer_histograms(val_grads, params, detail):
     return jnp.stack(counts), jnp.stack(ranges)
 
 
-def _val_grads(params, val, activation, active):
+def _val_grads(params, val, activation, top):
     """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
 
     With many replicas the batches run one after another (lax.map): each batch's activations then
@@ -172,28 +142,24 @@ def _val_grads(params, val, activation, active):
     """
     def one_batch(batch):
         x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
-        def loss(kernels):
-            layers = [(kernel, bias) for kernel, (_, bias) in zip(kernels, params)]
-            logits = forward(layers, x, activation, active)
-            return jnp.sum(bce_with_logits(logits, y) * mask[:, None]) / jnp.sum(mask)
-        return jax.grad(loss)([kernel for kernel, _ in params])
+        return [kernel for kernel, _ in loss_and_grads(params, x, y, mask, activation, top)[2]]
 
     replicas = params[0][0].shape[-1]
     return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
 
 
-def _evaluate(params, x, y, activation, active, threshold):
+def _evaluate(params, x, y, activation, top, threshold):
     """Loss and accuracy per replica over all rows of x (n, n_in) with labels y (n, 1): (2, K)."""
-    logits = forward(params, x, activation, active)  # (n, K)
+    logits = forward(params, x, activation, top)  # (n, K)
     loss = jnp.mean(bce_with_logits(logits, y), axis=0)
     accuracy = jnp.mean(((jax.nn.sigmoid(logits) > threshold) == (y > 0.5)).astype(jnp.float32), axis=0)
     return jnp.stack([loss, accuracy])
 
 
-def _unit_states(params, x, activation, active):
+def _unit_states(params, x, activation, top):
     """Per hidden layer, on inputs x: share of activations with |a| > 0.99 (saturated, for tanh) and
     share of units that output 0 for every input (dead, for ReLU): two (n_hidden, K) arrays."""
-    _, hidden = forward(params, x, activation, active, hidden=True)
+    hidden = forward(params, x, activation, top, hidden=True)[1]  # each hidden layer's output
     saturated = jnp.stack([jnp.mean((jnp.abs(a) > SATURATED).astype(jnp.float32), axis=(0, 1)) for a in hidden])
     dead = jnp.stack([jnp.mean(jnp.all(a == 0, axis=0).astype(jnp.float32), axis=0) for a in hidden])
     return saturated, dead
@@ -235,6 +201,7 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
     act, update = cfg.activation, OPTIMIZERS[cfg.optimizer]
     K, L, D = depth.shape[0], len(params), detail.shape[0]
     active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k
+    top = jnp.arange(1, L)[:, None] == depth[None, :]  # (L - 1, K): hidden layer i + 1 is replica k's last
     exists = jnp.concatenate([active, jnp.ones((1, K), bool)])  # (L, K), the output layer too
     stat_slots = _slots(stats_epochs(cfg.epochs, cfg.stats_freq), cfg.epochs)
     hist_slots = _slots(histogram_epochs(cfg.epochs, cfg.histogram_freq), cfg.epochs)
@@ -245,8 +212,8 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
         """Per-layer statistics (and histograms) of the weights after `epoch`, into their buffer rows."""
         stats, hist = buffers
         def write(stats):
-            grads = _val_grads(params, val, act, active)
-            saturated, dead = _unit_states(params, x_test, act, active)
+            grads = _val_grads(params, val, act, top)
+            saturated, dead = _unit_states(params, x_test, act, top)
             no_output = jnp.full((1, K), jnp.nan)
             values = jnp.stack([
                 jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]),  # grad_val_mean_abs
@@ -271,11 +238,7 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
     def train_step(carry, batch):
         params, state, step = carry
         x, y, bmask = batch  # (B, n_in, K), (B, K), (B,)
-        def objective(p):
-            logits = forward(p, x, act, active)
-            losses = jnp.sum(bce_with_logits(logits, y) * bmask[:, None], axis=0) / jnp.sum(bmask)
-            return jnp.sum(losses), (losses, logits)
-        (_, (losses, logits)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        losses, logits, grads = loss_and_grads(params, x, y, bmask, act, top)
         correct = jnp.sum(((jax.nn.sigmoid(logits) > cfg.threshold) == (y > 0.5)) * bmask[:, None], axis=0)
         params, state = update(params, grads, state, hp, step, cfg.nesterov)
         return (params, state, step + 1), (losses * jnp.sum(bmask), correct, _mean_abs(grads))
@@ -293,7 +256,7 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
         (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
             train_step, (params, state, step), (xb, yb, jnp.asarray(mask)))
         history = jnp.concatenate([jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n]),
-                                   _evaluate(params, x_test, y_test[:, None], act, active, cfg.threshold)])
+                                   _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
         buffers = record(buffers, params, before, jnp.mean(grad_means, axis=0), epoch)
         return (params, state, step, buffers), history
 
@@ -308,8 +271,8 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
     (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
-    final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, active, cfg.threshold),
-                             _evaluate(params, x_test, y_test[:, None], act, active, cfg.threshold)])
+    final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, top, cfg.threshold),
+                             _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
     return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
             "hist_ranges": hist[1], "final": final}
 
