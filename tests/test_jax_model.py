@@ -8,16 +8,18 @@ from vanishing_gradients import jax_model as jm
 
 
 @pytest.mark.parametrize("activation", sorted(jm.ACTIVATIONS))
-@pytest.mark.parametrize("shared, batch", [(False, 32), (True, 32), (False, 100)],
-                         ids=["own_rows", "shared_rows", "long_batch"])
-def test_loss_and_grads_equal_jax_grad(activation, shared, batch):
-    """Replicas of depths 1-3 in one program (weights beyond a replica's depth nonzero on purpose), a
-    partly masked batch: losses equal, gradients equal to rounding, and zero exactly where jax.grad's are."""
+@pytest.mark.parametrize("shared, batch, mixed", [(False, 32, True), (True, 32, True), (False, 100, True),
+                                                  (False, 32, False)],
+                         ids=["own_rows", "shared_rows", "long_batch", "one_depth"])
+def test_loss_and_grads_equal_jax_grad(activation, shared, batch, mixed):
+    """Replicas of depths 1-3 in one program (weights beyond a replica's depth nonzero on purpose; the
+    layers then run as a rolled scan), or all of depth 3 (unrolled), a partly masked batch: losses equal,
+    gradients equal to rounding, and zero exactly where jax.grad's are."""
     rng = np.random.default_rng(0)
     K, shapes = 7, [(2, 5), (5, 5), (5, 5), (5, 1)]
     params = [(jnp.asarray(rng.uniform(-1, 1, (a, b, K)), jnp.float32),
                jnp.asarray(rng.uniform(-0.1, 0.1, (b, K)), jnp.float32)) for a, b in shapes]
-    top = jnp.arange(1, 4)[:, None] == jnp.asarray([1, 2, 3, 3, 2, 1, 3])[None]  # (hidden layers, K)
+    top = jnp.arange(1, 4)[:, None] == jnp.asarray([1, 2, 3, 3, 2, 1, 3])[None] if mixed else None  # (hidden, K)
     x = jnp.asarray(rng.normal(size=(batch, 2) if shared else (batch, 2, K)), jnp.float32)
     y = jnp.asarray(rng.integers(0, 2, (batch, 1) if shared else (batch, K)), jnp.float32)
     mask = jnp.asarray(np.arange(batch) < 20, jnp.float32)

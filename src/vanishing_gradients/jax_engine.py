@@ -187,10 +187,10 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the program
 
-def _program(cfg: Training, platform: str, params, hp, depth, detail, order, data):
+def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detail, order, data):
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are drawn).
-    depth (K,): hidden layers of each replica (params are padded to the deepest); detail (D,): replicas
-    that get histograms; `order`: (K,) shuffle keys or (epochs, K, n_train) permutations."""
+    depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
+    shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle keys or (epochs, K, n_train) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
     n_batches, mask = _batches(n, B)
@@ -201,7 +201,8 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
     act, update = cfg.activation, OPTIMIZERS[cfg.optimizer]
     K, L, D = depth.shape[0], len(params), detail.shape[0]
     active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k
-    top = jnp.arange(1, L)[:, None] == depth[None, :]  # (L - 1, K): hidden layer i + 1 is replica k's last
+    # (L - 1, K): hidden layer i + 1 is replica k's last; None when every replica is L - 1 deep (`mixed` false)
+    top = jnp.arange(1, L)[:, None] == depth[None, :] if mixed else None
     exists = jnp.concatenate([active, jnp.ones((1, K), bool)])  # (L, K), the output layer too
     stat_slots = _slots(stats_epochs(cfg.epochs, cfg.stats_freq), cfg.epochs)
     hist_slots = _slots(histogram_epochs(cfg.epochs, cfg.histogram_freq), cfg.epochs)
@@ -277,9 +278,9 @@ def _program(cfg: Training, platform: str, params, hp, depth, detail, order, dat
             "hist_ranges": hist[1], "final": final}
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _compiled(cfg, platform, params, hp, depth, detail, order, data):
-    return _program(cfg, platform, params, hp, depth, detail, order, data)
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _compiled(cfg, platform, mixed, params, hp, depth, detail, order, data):
+    return _program(cfg, platform, mixed, params, hp, depth, detail, order, data)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -327,6 +328,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
                    (data["train"][0], data["train"][1][:, 0], data["test"][0], data["test"][1][:, 0]))
     depth_all = max(s.depth for s in specs)  # every run padded alike, so results never depend on the split
+    mixed = any(s.depth != depth_all for s in specs)  # one program for every run, whatever depths it holds
     devices = _devices()
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
     parts = _parts(len(seeds), chunk)
@@ -340,7 +342,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
             order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(perms[:, index])
             depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
             local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
-            return _compiled(cfg, platform, p, hyperparameters(pick(optimizers)), depth, local, order, arrays)
+            return _compiled(cfg, platform, mixed, p, hyperparameters(pick(optimizers)), depth, local, order, arrays)
 
     done = []
     for wave in range(0, len(parts), len(devices)):

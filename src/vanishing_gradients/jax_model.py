@@ -51,22 +51,41 @@ def _outer_sum(h, dz):
     return total
 
 
+def _middle(params, top):
+    """The hidden layers after the first, stacked for a scan over layers: kernels (M, width, width, K),
+    biases (M, width, K), and whether each is a replica's last (M, K) (without `top`: the last one is)."""
+    middle = params[1:-1]
+    K = params[0][0].shape[-1]
+    tops = (jnp.arange(len(middle) + 1)[:, None] == len(middle)) if top is None else top
+    return jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle]), jnp.broadcast_to(tops[1:], (len(middle), K))
+
+
 def forward(params, x, activation, top=None, hidden=False):
     """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
 
     `top` (n_hidden, K): whether hidden layer i is replica k's last. Replicas of different depths share
     one program: every replica runs all hidden layers (a layer beyond its depth has zero weights), and its
-    output layer reads its own last hidden layer. With `hidden`, also each hidden layer's output
-    (batch, units, K), and the output layer's input.
+    output layer reads its own last hidden layer. With `hidden`, also the hidden layers' outputs, stacked
+    (n_hidden, batch, width, K), and the output layer's input.
+
+    The layers after the first run as a scan, unrolled when every replica has the full depth (`top` is
+    None). Unrolled, XLA fuses chains of cheap operations across layers; but where the output layer reads
+    a different layer per replica, it fused cheap activations (ReLU) of many layers into that read and
+    recomputed them (a 15-layer ReLU step ran 9x slower), so there the loop stays rolled and each
+    layer's output is computed once.
     """
-    h, outputs = _replica_axis(x), []
-    for kernel, bias in params[:-1]:
-        h = ACTIVATIONS[activation](dense(h, kernel, bias))
-        outputs.append(h)
-    last = h
-    if top is not None:
-        for i in range(len(outputs) - 1):
-            last = jnp.where(top[i][None, None, :], outputs[i], last)
+    act = ACTIVATIONS[activation]
+    first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)
+    if len(params) == 2:
+        outputs, last = first[None], first
+    else:
+        def layer(carry, layer_params):
+            h, last = carry
+            kernel, bias, is_top = layer_params
+            h = act(dense(h, kernel, bias))
+            return (h, jnp.where(is_top[None, None, :], h, last)), h
+        (_, last), rest = jax.lax.scan(layer, (first, first), _middle(params, top), unroll=top is None)
+        outputs = jnp.concatenate([first[None], rest])
     logits = dense(last, *params[-1])[:, 0, :]
     return (logits, outputs, last) if hidden else logits
 
@@ -95,23 +114,26 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
     the gradients of those losses per layer [(kernel (fan_in, fan_out, K), bias (fan_out, K))], as
     jax.grad gives them (exactly zero for layers beyond a replica's depth).
     x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); top as forward's."""
-    logits, outputs, last = forward(params, x, activation, top, hidden=True)
-    inputs = [_replica_axis(x)] + outputs  # layer i's input
+    logits, outputs, last = forward(params, x, activation, top, hidden=True)  # outputs (n_hidden, batch, width, K)
     count = jnp.sum(mask)
     losses = jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0) / count
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
-    grads = [None] * len(params)
-    grads[-1] = (_outer_sum(last, dz), jnp.sum(dz, axis=0))
+    output_grads = (_outer_sum(last, dz), jnp.sum(dz, axis=0))
     d_last = _dense_transposed(dz, params[-1][0])  # reaches each replica's last hidden layer only
-    dh = None
-    for i in range(len(params) - 2, -1, -1):  # hidden layer i, output inputs[i + 1]
-        from_output = d_last if top is None else jnp.where(top[i][None, None, :], d_last, 0.0)
-        if dh is None:
-            dh = d_last if top is None else from_output
-        elif top is not None:
-            dh = dh + from_output
-        dz = dh * SLOPES[activation](inputs[i + 1])
-        grads[i] = (_outer_sum(inputs[i], dz), jnp.sum(dz, axis=0))
-        if i:
-            dh = _dense_transposed(dz, params[i][0])
-    return losses, logits, grads
+    slope, unrolled = SLOPES[activation], top is None
+    if top is None:
+        top = jnp.arange(len(params) - 1)[:, None] == len(params) - 2  # (n_hidden, 1): the last layer
+    dh = jnp.zeros_like(d_last)  # gradient reaching a hidden layer's output from the layers above it
+    middle = []
+    if len(params) > 2:
+        def layer(dh, layer_values):  # one hidden layer after the first, from the top down
+            kernel, is_top, h_in, h_out = layer_values
+            dz = (dh + jnp.where(is_top[None, None, :], d_last, 0.0)) * slope(h_out)
+            return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
+        kernels, _, tops = _middle(params, top)
+        dh, (kernel_grads, bias_grads) = jax.lax.scan(
+            layer, dh, (kernels, tops, outputs[:-1], outputs[1:]), reverse=True, unroll=unrolled)
+        middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
+    dz = (dh + jnp.where(top[0][None, None, :], d_last, 0.0)) * slope(outputs[0])
+    first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
+    return losses, logits, [first, *middle, output_grads]
