@@ -190,7 +190,8 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detail, order, data):
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are drawn).
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
-    shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle keys or (epochs, K, n_train) permutations."""
+    shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
+    keys or (epochs, K, n_train) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
     n_batches, mask = _batches(n, B)

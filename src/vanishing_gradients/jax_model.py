@@ -57,7 +57,8 @@ def _middle(params, top):
     middle = params[1:-1]
     K = params[0][0].shape[-1]
     tops = (jnp.arange(len(middle) + 1)[:, None] == len(middle)) if top is None else top
-    return jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle]), jnp.broadcast_to(tops[1:], (len(middle), K))
+    kernels, biases = jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle])
+    return kernels, biases, jnp.broadcast_to(tops[1:], (len(middle), K))
 
 
 def forward(params, x, activation, top=None, hidden=False):
@@ -114,7 +115,7 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
     the gradients of those losses per layer [(kernel (fan_in, fan_out, K), bias (fan_out, K))], as
     jax.grad gives them (exactly zero for layers beyond a replica's depth).
     x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); top as forward's."""
-    logits, outputs, last = forward(params, x, activation, top, hidden=True)  # outputs (n_hidden, batch, width, K)
+    logits, outputs, last = forward(params, x, activation, top, hidden=True)  # (n_hidden, batch, width, K)
     count = jnp.sum(mask)
     losses = jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0) / count
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
