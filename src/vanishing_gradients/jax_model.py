@@ -5,9 +5,9 @@ Arrays keep the replica axis last (minor): a layer's values are (batch, units, K
 the batch rows rather than as batched matrix products: XLA fuses each chain into one loop vectorised
 across replicas, where a batched product of K tiny matrices costs a library call and layout copies
 per replica. The backward pass is written out too: derived by autodiff, the chains' gradients became
-many small reductions, slower than the batched products. At 500 replicas of
-depth 5 on one core, 16 steps take about 11 ms this way, against 24 ms with einsum and jax.grad. It
-computes what JAX's rules give (tests compare it with jax.grad, and the engine with Keras).
+many small reductions, slower than the batched products. At 500 replicas of depth 5 on one core, 16
+steps take about 11 ms this way, against 24 ms with einsum and jax.grad. It computes what JAX's rules
+give (tests compare it with jax.grad, and the engine with Keras).
 """
 from __future__ import annotations
 
@@ -51,14 +51,17 @@ def _outer_sum(h, dz):
     return total
 
 
+def _tops(params, top):
+    """`top` (n_hidden, K), or without it (every replica of full depth) the last hidden layer: (n_hidden, 1)."""
+    return jnp.arange(len(params) - 1)[:, None] == len(params) - 2 if top is None else top
+
+
 def _middle(params, top):
     """The hidden layers after the first, stacked for a scan over layers: kernels (M, width, width, K),
-    biases (M, width, K), and whether each is a replica's last (M, K) (without `top`: the last one is)."""
+    biases (M, width, K), and whether each is a replica's last (M, K)."""
     middle = params[1:-1]
-    K = params[0][0].shape[-1]
-    tops = (jnp.arange(len(middle) + 1)[:, None] == len(middle)) if top is None else top
     kernels, biases = jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle])
-    return kernels, biases, jnp.broadcast_to(tops[1:], (len(middle), K))
+    return kernels, biases, jnp.broadcast_to(_tops(params, top)[1:], (len(middle), params[0][0].shape[-1]))
 
 
 def forward(params, x, activation, top=None, hidden=False):
@@ -121,9 +124,7 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
     output_grads = (_outer_sum(last, dz), jnp.sum(dz, axis=0))
     d_last = _dense_transposed(dz, params[-1][0])  # reaches each replica's last hidden layer only
-    slope, unrolled = SLOPES[activation], top is None
-    if top is None:
-        top = jnp.arange(len(params) - 1)[:, None] == len(params) - 2  # (n_hidden, 1): the last layer
+    slope = SLOPES[activation]
     dh = jnp.zeros_like(d_last)  # gradient reaching a hidden layer's output from the layers above it
     middle = []
     if len(params) > 2:
@@ -133,8 +134,8 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
             return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
         kernels, _, tops = _middle(params, top)
         dh, (kernel_grads, bias_grads) = jax.lax.scan(
-            layer, dh, (kernels, tops, outputs[:-1], outputs[1:]), reverse=True, unroll=unrolled)
+            layer, dh, (kernels, tops, outputs[:-1], outputs[1:]), reverse=True, unroll=top is None)
         middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
-    dz = (dh + jnp.where(top[0][None, None, :], d_last, 0.0)) * slope(outputs[0])
+    dz = (dh + jnp.where(_tops(params, top)[0][None, None, :], d_last, 0.0)) * slope(outputs[0])
     first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
     return losses, logits, [first, *middle, output_grads]
