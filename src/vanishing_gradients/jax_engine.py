@@ -35,13 +35,13 @@ if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
 from .jax_model import bce_with_logits, forward, loss_and_grads  # noqa: E402
-from .jax_init import init_params, permutations, shuffle_keys  # noqa: E402
+from .jax_init import all_permutations, init_params, permutations, shuffle_keys  # noqa: E402
 from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
 BUCKETS = 30  # TensorBoard's default histogram bucket count
 VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
-ORDERS_AT_ONCE = 2**22  # the row orders of several epochs are drawn together, up to this many int32s
+PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
 
 
 @dataclass(frozen=True)
@@ -178,14 +178,6 @@ def _batches(n: int, batch_size: int):
     return count, mask
 
 
-def _epoch_block(epochs: int, per_epoch: int) -> int:
-    """How many epochs' row orders are drawn at once: the largest divisor of `epochs` whose orders fit in
-    ORDERS_AT_ONCE int32s (1 when none does). On CPU each of Fisher-Yates's 499 swaps then works on more
-    rows, which shares out the loop's overhead (500 replicas of depth 5: an epoch about 6% faster)."""
-    cap = max(1, ORDERS_AT_ONCE // per_epoch)
-    return max(d for d in range(1, min(epochs, cap) + 1) if epochs % d == 0)
-
-
 def _slots(epochs: list[int], total: int) -> np.ndarray:
     """(total + 1,): each epoch's row in a buffer holding `epochs`, or -1 when it is not recorded."""
     slots = np.full(total + 1, -1, np.int32)
@@ -255,7 +247,9 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
 
     def epoch_fn(carry, xs):
         params, state, step, buffers = carry
-        epoch, perm = xs  # perm: (K, n)
+        epoch, perm = xs
+        if perm is None:
+            perm = permutations(order, epoch, n, platform)  # (K, n)
         index = jnp.concatenate([perm, jnp.zeros((K, n_batches * B - n), perm.dtype)], axis=1)
         index = index.T.reshape(n_batches, B, K)  # gathering straight into the replica-minor layout is
         xb = jnp.moveaxis(x_train[index], -1, 2)  # far cheaper than gathering then transposing: (batches, B, n_in, K)
@@ -273,18 +267,12 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
     buffers = record(buffers, params, params, jnp.full((L, K), jnp.nan, jnp.float32), 0)
     stats0 = buffers[0][0]
     buffers = (buffers[0].at[0].set(stats0.at[3].set(jnp.nan)), buffers[1])  # no update before training
-    block = _epoch_block(cfg.epochs, K * n)
-    epochs = jnp.arange(1, cfg.epochs + 1).reshape(-1, block)  # (blocks, block)
-
-    def block_fn(carry, xs):
-        block_epochs, given = xs
-        orders = permutations(order, block_epochs, n, platform) if given is None else given  # (block, K, n)
-        return jax.lax.scan(epoch_fn, carry, (block_epochs, orders))
-
-    given = None if order.ndim == 1 else order.reshape(-1, block, K, n)
+    epochs = jnp.arange(1, cfg.epochs + 1)
+    if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
+        order = all_permutations(order, epochs, n, platform)  # one loop for all epochs: less overhead
+    xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
-    (params, _, _, (stats, hist)), history = jax.lax.scan(block_fn, carry, (epochs, given))
-    history = history.reshape(cfg.epochs, *history.shape[2:])  # (epochs, 4, K)
+    (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
     final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, top, cfg.threshold),
                              _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
     return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],

@@ -100,9 +100,12 @@ def _sort(u: jnp.ndarray) -> jnp.ndarray:
 SHUFFLES = {"cpu": _fisher_yates, "gpu": _sort}
 
 
-def permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
-    """(epochs, K, n): each replica's order of the training rows in each of `epochs`, drawn as `platform`
-    draws it fastest, all in one loop. A replica's order in an epoch depends on its key and the epoch
-    alone, never on which epochs or replicas are drawn with it."""
+def permutations(keys: jnp.ndarray, epoch, n: int, platform: str = "cpu") -> jnp.ndarray:
+    """(K, n): each replica's order of the training rows in `epoch`, drawn as `platform` draws it fastest."""
+    return SHUFFLES[platform](_uniforms(keys, epoch, n))
+
+
+def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
+    """(epochs, K, n): the same orders as `permutations`, drawn in one loop (faster for few replicas)."""
     u = jax.vmap(lambda e: _uniforms(keys, e, n))(epochs)
     return SHUFFLES[platform](u.reshape(-1, n)).reshape(u.shape)
