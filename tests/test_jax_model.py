@@ -13,8 +13,9 @@ from vanishing_gradients import jax_model as jm
                          ids=["own_rows", "shared_rows", "long_batch", "one_depth"])
 def test_loss_and_grads_equal_jax_grad(activation, shared, batch, mixed):
     """Replicas of depths 1-3 in one program (weights beyond a replica's depth nonzero on purpose; the
-    layers then run as a rolled scan), or all of depth 3 (unrolled), a partly masked batch: losses equal,
-    gradients equal to rounding, and zero exactly where jax.grad's are."""
+    scan over layers then stays rolled for ReLU and is unrolled for tanh and sigmoid), or all of depth 3
+    (unrolled), a partly masked batch: losses equal, gradients equal to rounding, and zero exactly where
+    jax.grad's are."""
     rng = np.random.default_rng(0)
     K, shapes = 7, [(2, 5), (5, 5), (5, 5), (5, 1)]
     params = [(jnp.asarray(rng.uniform(-1, 1, (a, b, K)), jnp.float32),
