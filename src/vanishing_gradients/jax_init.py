@@ -1,5 +1,5 @@
-"""The fast engine's random draws, as functions of each replica's seed alone (never of its company):
-initial weights by Keras's initialiser rules, and each epoch's order of the training rows."""
+"""The fast engine's initial weights, by Keras's initialiser rules, as functions of each replica's seed
+alone (never of its company)."""
 from __future__ import annotations
 
 import math
@@ -59,53 +59,3 @@ def init_params(specs: list[ModelSpec], seeds,
 
     params = [layer(i, np.full(len(specs), i), hidden_inits, i < depths) for i in range(n_hidden)]
     return params + [layer(n_hidden, depths, output_inits, depths >= 0)]
-
-
-def shuffle_keys(seeds) -> jnp.ndarray:
-    """One key per replica for its per-epoch permutations, independent of the initialisation keys."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
-    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(keys)
-
-
-def _uniforms(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(K, n) uniforms behind each replica's row order in `epoch`: a function of its key and the epoch only."""
-    return jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, epoch), (n,)))(keys)
-
-
-def _fisher_yates(u: jnp.ndarray) -> jnp.ndarray:
-    """(rows, n) uniforms -> one uniform random permutation of range(n) per row: n - 1 swaps in one loop,
-    each vectorised across rows. On CPU up to 2.5x faster than sorting random keys; on a GPU its 499
-    dependent scatters make it ~75x slower (H100, 100,000 replicas: 183 ms against 2.4 ms)."""
-    rows, n = u.shape
-    index = jnp.arange(rows)
-
-    def swap(step, perm):
-        i = n - 1 - step
-        j = jnp.minimum(jnp.floor(u[:, i] * (i + 1)).astype(jnp.int32), i)  # uniform in [0, i]
-        a, b = perm[index, i], perm[index, j]
-        return perm.at[index, i].set(b).at[index, j].set(a)
-
-    # unrolled by 4: XLA then fuses neighbouring swaps' gathers and scatters (CPU, 500 rows of 500: 2x faster)
-    return jax.lax.fori_loop(0, n - 1, swap, jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (rows, n)), unroll=4)
-
-
-def _sort(u: jnp.ndarray) -> jnp.ndarray:
-    """(rows, n) uniforms -> per row, the order that sorts them (ties by position): a uniform random
-    permutation, drawn in one parallel sort (the fast way on a GPU)."""
-    return jnp.argsort(u, axis=1, stable=True).astype(jnp.int32)
-
-
-# How each backend draws a permutation from the same uniforms. The two give different orders, so a seed's
-# run differs between CPU and GPU; it would anyway, since the backends round sums differently.
-SHUFFLES = {"cpu": _fisher_yates, "gpu": _sort}
-
-
-def permutations(keys: jnp.ndarray, epoch, n: int, platform: str = "cpu") -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`, drawn as `platform` draws it fastest."""
-    return SHUFFLES[platform](_uniforms(keys, epoch, n))
-
-
-def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
-    """(epochs, K, n): the same orders as `permutations`, drawn in one loop (faster for few replicas)."""
-    u = jax.vmap(lambda e: _uniforms(keys, e, n))(epochs)
-    return SHUFFLES[platform](u.reshape(-1, n)).reshape(u.shape)
