@@ -10,9 +10,9 @@ from vanishing_gradients import jax_shuffle as js
 
 def test_row_orders_are_permutations_whatever_the_batching():
     keys = js.shuffle_keys([4, 5, 6])
-    together = np.asarray(js.all_permutations(keys, np.arange(1, 4), 50))  # (epochs, K, n)
+    together = np.asarray(js.all_permutations(keys, np.arange(1, 4), 50)).swapaxes(1, 2)  # (epochs, K, n)
     for e in range(3):
-        np.testing.assert_array_equal(together[e], np.asarray(js.permutations(keys, e + 1, 50)))
+        np.testing.assert_array_equal(together[e], np.asarray(js.permutations(keys, e + 1, 50)).T)
     assert all(sorted(row) == list(range(50)) for row in together.reshape(-1, 50))
     assert len({tuple(row) for row in together.reshape(-1, 50)}) == 9  # every replica and epoch its own order
 
@@ -20,7 +20,7 @@ def test_row_orders_are_permutations_whatever_the_batching():
 def test_row_orders_are_uniform():
     """Each of the 24 orders of 4 rows is drawn equally often (chi-square over 12,000 replicas), and each
     row lands in each position equally often."""
-    orders = np.asarray(js.permutations(js.shuffle_keys(range(12_000)), 7, 4))  # (K, 4)
+    orders = np.asarray(js.permutations(js.shuffle_keys(range(12_000)), 7, 4)).T  # (K, 4)
     _, counts = np.unique(orders, axis=0, return_counts=True)
     assert len(counts) == 24 and chisquare(counts).pvalue > 1e-3
     for position in range(4):
@@ -32,8 +32,8 @@ def test_tied_pairs_are_ordered_by_a_coin():
     both of its orders come equally often. Here rows 0, 1 always tie, as do rows 2, 3 (above them)."""
     rng = np.random.default_rng(0)
     high = np.array([5, 5, 9, 9], np.uint32) << 8  # the key bits above the 2 index bits
-    words = high | rng.integers(0, 4, (1, 8000, 4), dtype=np.uint32)  # (rounds, rows, n): random index bits
-    orders = np.asarray(js._orders(jnp.asarray(words), "cpu"))
+    words = high[:, None] | rng.integers(0, 4, (1, 4, 8000), dtype=np.uint32)  # (rounds, n, rows): random index bits
+    orders = np.asarray(js._orders(jnp.asarray(words), "cpu")).T  # (rows, n)
     assert set(map(tuple, orders[:, :2])) == {(0, 1), (1, 0)} and set(map(tuple, orders[:, 2:])) == {(2, 3), (3, 2)}
     _, counts = np.unique(orders, axis=0, return_counts=True)
     assert len(counts) == 4 and chisquare(counts).pvalue > 1e-3
@@ -54,7 +54,7 @@ def test_the_sorting_network_orders_as_xla_sorts(n):
     """The CPU's sorting network (padded to a power of two) and the GPU's sort give the same orders, also
     over several rounds (5,000 rows), and they are permutations."""
     keys = js.shuffle_keys(range(7))
-    network, sort = (np.asarray(js.permutations(keys, 3, n, platform)) for platform in ("cpu", "gpu"))
+    network, sort = (np.asarray(js.permutations(keys, 3, n, platform)).T for platform in ("cpu", "gpu"))
     np.testing.assert_array_equal(network, sort)
     assert network.dtype == np.int32 and all(sorted(row) == list(range(n)) for row in network)
 

@@ -201,7 +201,7 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted).
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
     shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
-    keys or (epochs, K, n_train) permutations."""
+    keys or (epochs, n_train, K) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
     n_batches, mask = _batches(n, B)
@@ -263,11 +263,11 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
         params, state, step, buffers = carry
         epoch, perm = xs
         if perm is None:
-            perm = permutations(order, epoch, n, platform)  # (K, n)
-        index = jnp.concatenate([perm, jnp.zeros((K, n_batches * B - n), perm.dtype)], axis=1)
+            perm = permutations(order, epoch, n, platform)  # (n, K)
+        index = jnp.concatenate([perm, jnp.zeros((n_batches * B - n, K), perm.dtype)])  # padded rows: masked
         before = params
         (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
-            train_step, (params, state, step), (index.T.reshape(n_batches, B, K), jnp.asarray(mask)))
+            train_step, (params, state, step), (index.reshape(n_batches, B, K), jnp.asarray(mask)))
         history = jnp.concatenate([jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n]),
                                    _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
         buffers = record(buffers, params, before, jnp.mean(grad_means, axis=0), epoch)
@@ -355,7 +355,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
             pick = lambda items: [items[i] for i in index]
             p = (init_params(pick(specs), pick(seeds), depth_all) if params is None
                  else jax.tree.map(lambda a: jnp.asarray(a[..., index]), params))
-            order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(perms[:, index])
+            order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(np.swapaxes(perms[:, index], 1, 2))
             depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
             local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
             return _COMPILED[platform](cfg, platform, mixed, p, hyperparameters(pick(optimizers)), depth, local,

@@ -34,9 +34,9 @@ def _sort_plan(n: int) -> tuple[int, int]:
 
 
 def _bits(keys: jnp.ndarray, epoch, n: int) -> jnp.ndarray:
-    """(rounds, K, n) random words behind each replica's row order in `epoch`: of its key and the epoch only."""
+    """(rounds, n, K) random words behind each replica's row order in `epoch`: of its key and the epoch only."""
     words = jax.vmap(lambda k: jax.random.bits(jax.random.fold_in(k, epoch), (_sort_plan(n)[1], n)))(keys)
-    return jnp.moveaxis(words, 1, 0)
+    return jnp.transpose(words, (1, 2, 0))
 
 
 def _bitonic(columns: jnp.ndarray) -> jnp.ndarray:
@@ -61,43 +61,47 @@ def _bitonic(columns: jnp.ndarray) -> jnp.ndarray:
     return columns
 
 
-def _sort(keys: jnp.ndarray, platform: str) -> jnp.ndarray:
-    """(rows, n) distinct keys -> each row sorted ascending: on a GPU by XLA's sort, elsewhere by the network,
-    whose columns are padded to a power of two with LARGEST_KEY (never a real key: a real key's low bits hold
-    a position below n, and n is below the padded size whenever there is padding)."""
+def _sort(columns: jnp.ndarray, platform: str) -> jnp.ndarray:
+    """(n, rows) distinct keys -> each column sorted ascending: on a GPU by XLA's sort (along the minor axis,
+    as measured there), elsewhere by the network, whose columns are padded to a power of two with LARGEST_KEY
+    (never a real key: a real key's low bits hold a position below n, and n is below the padded size whenever
+    there is padding)."""
     if platform == "gpu":
-        return jax.lax.sort(keys, dimension=1)
-    rows, n = keys.shape
+        return jax.lax.sort(columns.T, dimension=1).T
+    n, rows = columns.shape
     padding = jnp.full((2 ** (n - 1).bit_length() - n, rows), LARGEST_KEY, jnp.uint32)
-    return _bitonic(jnp.concatenate([keys.T, padding]))[:n].T
+    return _bitonic(jnp.concatenate([columns, padding]))[:n]
 
 
 def _orders(words: jnp.ndarray, platform: str) -> jnp.ndarray:
-    """(rounds, rows, n) random words -> one uniform random permutation of range(n) per row (see _sort_plan)."""
-    rounds, rows, n = words.shape
+    """(rounds, n, rows) random words -> (n, rows): one uniform random permutation of range(n) per column (see
+    _sort_plan), in the replica-minor layout the engine's batches take."""
+    rounds, n, rows = words.shape
     index_bits = _sort_plan(n)[0]
     low = jnp.uint32(2**index_bits - 1)
-    position = jnp.arange(n, dtype=jnp.uint32)
+    position = jnp.arange(n, dtype=jnp.uint32)[:, None]
     order = None
     for r in range(rounds):  # a row's key: its random bits, then its place in the order so far
         keys = _sort((words[r] & ~low) | position, platform)
         places = (keys & low).astype(jnp.int32)
-        order = places if order is None else jnp.take_along_axis(order, places, axis=1)
-    tie = (keys[:, 1:] >> index_bits) == (keys[:, :-1] >> index_bits)  # (rows, n - 1): places i, i + 1 tie
-    alone = jnp.zeros((rows, 1), bool)
-    pair = tie & ~jnp.concatenate([alone, tie[:, :-1]], 1) & ~jnp.concatenate([tie[:, 1:], alone], 1)
+        order = places if order is None else jnp.take_along_axis(order, places, axis=0)
+    tie = (keys[1:] >> index_bits) == (keys[:-1] >> index_bits)  # (n - 1, rows): places i, i + 1 tie
+    alone = jnp.zeros((1, rows), bool)
+    pair = tie & ~jnp.concatenate([alone, tie[:-1]]) & ~jnp.concatenate([tie[1:], alone])
     # the coin: bit 0 of the word drawn for place i, never part of a key (index_bits >= 1)
-    swap = pair & ((words[-1][:, :-1] & 1) == 1)  # (rows, n - 1): places i and i + 1 trade rows
-    up, down = jnp.concatenate([swap, alone], 1), jnp.concatenate([alone, swap], 1)
-    return jnp.where(up, jnp.roll(order, -1, 1), jnp.where(down, jnp.roll(order, 1, 1), order))
+    swap = pair & ((words[-1][:-1] & 1) == 1)  # (n - 1, rows): places i and i + 1 trade rows
+    up, down = jnp.concatenate([swap, alone]), jnp.concatenate([alone, swap])
+    return jnp.where(up, jnp.roll(order, -1, 0), jnp.where(down, jnp.roll(order, 1, 0), order))
 
 
 def permutations(keys: jnp.ndarray, epoch, n: int, platform: str = "cpu") -> jnp.ndarray:
-    """(K, n): each replica's order of the training rows in `epoch`, the same for every `platform`."""
+    """(n, K): each replica's order of the training rows in `epoch` (column k: replica k's), the same for
+    every `platform`."""
     return _orders(_bits(keys, epoch, n), platform)
 
 
 def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
-    """(epochs, K, n): the same orders as `permutations`, drawn in one pass (faster for few replicas)."""
-    words = jax.vmap(lambda e: _bits(keys, e, n), out_axes=1)(epochs)  # (rounds, epochs, K, n)
-    return _orders(words.reshape(words.shape[0], -1, n), platform).reshape(words.shape[1:])
+    """(epochs, n, K): the same orders as `permutations`, drawn in one pass (faster for few replicas)."""
+    words = jax.vmap(lambda e: _bits(keys, e, n), out_axes=2)(epochs)  # (rounds, n, epochs, K)
+    orders = _orders(words.reshape(words.shape[0], n, -1), platform)  # (n, epochs * K)
+    return jnp.moveaxis(orders.reshape(words.shape[1:]), 1, 0)
