@@ -14,5 +14,5 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python3 -c "import jax; print('JAX', jax.__version__, jax.devices())"
-python3 -m pytest -q -p no:cacheprovider tests/test_jax_engine.py tests/test_jax_model.py
+python3 -m pytest -q -p no:cacheprovider tests/test_jax_engine.py tests/test_jax_model.py tests/test_shuffle.py
 python3 benchmarks/engine_speed.py --parts p3 "$@"
