@@ -62,10 +62,10 @@ def _bitonic(columns: jnp.ndarray) -> jnp.ndarray:
 
 
 def _sort(columns: jnp.ndarray, platform: str) -> jnp.ndarray:
-    """(n, M) distinct keys -> each column sorted ascending: on a GPU by XLA's sort (along the minor axis,
-    as measured there), elsewhere by the network, whose columns are padded to a power of two with LARGEST_KEY
-    (never a real key: a real key's low bits hold a position below n, and n is below the padded size whenever
-    there is padding)."""
+    """(n, M) distinct keys -> each column sorted ascending: on a GPU by XLA's sort along the minor axis (how
+    the GPU sorted its row orders before, 2.4 ms for 100,000 replicas; these keys not yet measured there),
+    elsewhere by the network, whose columns are padded to a power of two with LARGEST_KEY (never a real key:
+    a real key's low bits hold a position below n, and n is below the padded size whenever there is padding)."""
     if platform == "gpu":
         return jax.lax.sort(columns.T, dimension=1).T
     n, m = columns.shape
