@@ -102,6 +102,4 @@ def permutations(keys: jnp.ndarray, epoch, n: int, platform: str = "cpu") -> jnp
 
 def all_permutations(keys: jnp.ndarray, epochs: jnp.ndarray, n: int, platform: str = "cpu") -> jnp.ndarray:
     """(epochs, n, K): the same orders as `permutations`, drawn in one pass (faster for few replicas)."""
-    words = jax.vmap(lambda e: _bits(keys, e, n), out_axes=2)(epochs)  # (rounds, n, epochs, K)
-    orders = _orders(words.reshape(words.shape[0], n, -1), platform)  # (n, epochs * K)
-    return jnp.moveaxis(orders.reshape(words.shape[1:]), 1, 0)
+    return jax.vmap(lambda epoch: permutations(keys, epoch, n, platform))(epochs)
