@@ -6,7 +6,7 @@
 P1: one depth-5 width-5 model, 500 epochs: Keras `model.fit` time / fast-engine time (compile
     excluded and included). P2: CPU throughput at 1,000 replicas, in runs of `--p2-chunk` that go side
     by side, one per core. P3: GPU throughput at 10,000 and 100,000 replicas, depth 5 and 20, each in
-    one run. The fast engine computes per-layer statistics every `--stats-freq` epochs (validation and
+    one run (with the GPU kernels where VGRAD_GPU_KERNELS=1, see jax_engine.py). The fast engine computes per-layer statistics every `--stats-freq` epochs (validation and
     training gradient means, kernel L1 norms, update ratios, saturated and dead shares) and one
     replica's histograms every `--histogram-freq` epochs, as a study's detail seed (defaults: the
     study's own 10 and 50). Each part runs in a fresh interpreter, so its peak memory is its own, with
@@ -89,8 +89,10 @@ def part_p3(args) -> dict:
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
+    from vanishing_gradients.jax_engine import GPU_KERNELS
     run = _engine_run(args.p3_replicas, args.p3_epochs, args.p3_depth, args, chunk=args.p3_replicas)
-    return {**run, "gpu_peak_mb": jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20}
+    return {**run, "gpu_peak_mb": jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20,
+            "gpu_kernels": GPU_KERNELS}
 
 
 PARTS = {"keras": part_keras, "jax_one": part_jax_one, "p2": part_p2, "p3": part_p3}
@@ -158,6 +160,7 @@ def main() -> None:
             result["gpu_peak_mb"] = {k: v["gpu_peak_mb"] for k, v in p3.items()}
             result["peak_rss_mb"].update({f"p3_{k}": v["peak_rss_mb"] for k, v in p3.items()})
             result["gpu"] = result["device"] = next(iter(p3.values()))["device"]
+            result["gpu_kernels"] = next(iter(p3.values()))["gpu_kernels"]  # VGRAD_GPU_KERNELS=1
     result.setdefault("device", "cpu")
     print(json.dumps(result))
 

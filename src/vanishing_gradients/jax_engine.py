@@ -44,6 +44,7 @@ if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
 from .jax_model import bce_with_logits, forward, loss_and_grads  # noqa: E402
+from . import gpu_kernels  # noqa: E402
 from .jax_init import init_params  # noqa: E402
 from .jax_shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
 from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
@@ -197,8 +198,9 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the program
 
-def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detail, order, data):
-    """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted).
+def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, hp, depth, detail, order, data):
+    """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted); with `kernels`,
+    the hot loops run as the GPU kernels of gpu_kernels.py (interpreted off a GPU), else as XLA's fusions.
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
     shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
     keys or (epochs, n_train, K) permutations."""
@@ -220,22 +222,38 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
     n_stats, n_hist = int(stat_slots.max()) + 1, int(hist_slots.max()) + 1
     stat_slots, hist_slots = jnp.asarray(stat_slots), jnp.asarray(hist_slots)
 
+    if kernels:  # each replica's network on chip (gpu_kernels.py); the histograms' gradients by XLA
+        evaluate = lambda p, x, y: gpu_kernels.shared_rows(p, x, y, act, top, cfg.threshold)
+        detail_top = None if top is None else top[:, detail]
+
+        def val_statistics(params):
+            chosen = jax.tree.map(lambda a: a[..., detail], params)
+            grads = _val_grads(chosen, val, act, detail_top) if D else None
+            return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
+    else:
+        evaluate = lambda p, x, y: _evaluate(p, x, y[:, None], act, top, cfg.threshold)
+
+        def val_statistics(params):
+            grads = _val_grads(params, val, act, top)
+            saturated, dead = _unit_states(params, x_test, act, top)
+            return (jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]), saturated, dead,
+                    (grads, params, detail))
+
     def record(buffers, params, before, train_grad_mean, epoch):
         """Per-layer statistics (and histograms) of the weights after `epoch`, into their buffer rows."""
         stats, hist = buffers
         def write(stats):
-            grads = _val_grads(params, val, act, top)
-            saturated, dead = _unit_states(params, x_test, act, top)
+            grad_means, saturated, dead, for_histograms = val_statistics(params)
             no_output = jnp.full((1, K), jnp.nan)
             values = jnp.stack([
-                jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]),  # grad_val_mean_abs
+                grad_means,  # grad_val_mean_abs
                 train_grad_mean,  # grad_train_mean_abs
                 jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params]),  # kernel_l1
                 _update_ratio(params, before),  # update_ratio
                 jnp.concatenate([saturated, no_output]), jnp.concatenate([dead, no_output])])  # (6, L, K)
-            return stats.at[stat_slots[epoch]].set(jnp.where(exists[None], values, jnp.nan)), grads
-        def histograms(hist, grads):
-            counts, ranges = _layer_histograms(grads, params, detail)
+            return stats.at[stat_slots[epoch]].set(jnp.where(exists[None], values, jnp.nan)), for_histograms
+        def histograms(hist, for_histograms):
+            counts, ranges = _layer_histograms(*for_histograms)
             i = hist_slots[epoch]
             return (hist[0].at[i].set(counts), hist[1].at[i].set(ranges))
         # every histogram epoch is a statistics epoch (both include 0; freqs are checked to nest)
@@ -266,11 +284,17 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
             perm = permutations(order, epoch, n, platform)  # (n, K)
         index = jnp.concatenate([perm, jnp.zeros((n_batches * B - n, K), perm.dtype)])  # padded rows: masked
         before = params
-        (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
-            train_step, (params, state, step), (index.reshape(n_batches, B, K), jnp.asarray(mask)))
-        history = jnp.concatenate([jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n]),
-                                   _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
-        buffers = record(buffers, params, before, jnp.mean(grad_means, axis=0), epoch)
+        if kernels:
+            x, y = gpu_kernels.batches_for_kernels(x_train, y_train, index.reshape(n_batches, B, K), B)
+            params, state, sums = gpu_kernels.train_epoch(cfg, n, params, state, hp, step, top, x, y)
+            step, train_metrics, train_grad_mean = step + n_batches, sums[:2] / n, sums[2:] / n_batches
+        else:
+            (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
+                train_step, (params, state, step), (index.reshape(n_batches, B, K), jnp.asarray(mask)))
+            train_metrics = jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n])
+            train_grad_mean = jnp.mean(grad_means, axis=0)
+        history = jnp.concatenate([train_metrics, evaluate(params, x_test, y_test)])
+        buffers = record(buffers, params, before, train_grad_mean, epoch)
         return (params, state, step, buffers), history
 
     buffers = (jnp.full((n_stats, len(LAYER_STATISTICS), L, K), jnp.nan, jnp.float32),
@@ -284,8 +308,7 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
     (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
-    final = jnp.concatenate([_evaluate(params, x_train, y_train[:, None], act, top, cfg.threshold),
-                             _evaluate(params, x_test, y_test[:, None], act, top, cfg.threshold)])
+    final = jnp.concatenate([evaluate(params, x_train, y_train), evaluate(params, x_test, y_test)])
     return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
             "hist_ranges": hist[1], "final": final}
 
@@ -294,9 +317,12 @@ def _program(cfg: Training, platform: str, mixed: bool, params, hp, depth, detai
 # loop (the validation rows, the weights while the validation batches run) out of it, so that each pass read
 # them materialised, (rows, width, K) floats, instead of computing them in registers. P2 (CPU, 2 x 500
 # replicas): 34,400 -> 37,400 model-epochs/s. Not measured on a GPU, where validation was not slow.
-_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2),
+_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3),
                             compiler_options={"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}),
-             "gpu": jax.jit(_program, static_argnums=(0, 1, 2))}
+             "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}
+# On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their tests,
+# so far passed only interpreted on the CPU, pass on a GPU; and slower than XLA at depth 20 (README, P3).
+GPU_KERNELS = os.environ.get("VGRAD_GPU_KERNELS", "0") == "1"
 
 
 # ----------------------------------------------------------------------------- public API
@@ -348,6 +374,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     devices = _devices()
     parts = _parts(len(seeds), chunk)
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
+    kernels = platform == "gpu" and GPU_KERNELS
 
     def start(index, real, device):
         """Dispatch one run (asynchronously: runs on other devices start before this one ends)."""
@@ -358,8 +385,8 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
             order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(np.swapaxes(perms[:, index], 1, 2))
             depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
             local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
-            return _COMPILED[platform](cfg, platform, mixed, p, hyperparameters(pick(optimizers)), depth, local,
-                                       order, arrays)
+            return _COMPILED[platform](cfg, platform, mixed, kernels, p, hyperparameters(pick(optimizers)), depth,
+                                       local, order, arrays)
 
     done = []
     for wave in range(0, len(parts), len(devices)):
