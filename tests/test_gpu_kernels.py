@@ -12,10 +12,11 @@ from vanishing_gradients.jax_shuffle import shuffle_keys
 from vanishing_gradients.dataset import arrays, make_dataset
 
 CASES = {  # study, optimizer, batch size, depths of the replicas (several: one program for mixed depths)
+    # a batch narrower than a warp (7 rows: 8 threads), SGD with Nesterov momentum, depths 1-3 in one program
     "tanh_nesterov_mixed": ("deep_tanh", {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
-                            32, (1, 2, 3)),
-    "relu_adam_mixed": ("deep_relu", {"name": "adam", "learning_rate": 0.01}, 50, (1, 3)),
-    "shallow_short_batches": ("shallow_tanh", {"name": "sgd", "learning_rate": 0.1}, 7, (1,)),
+                            7, (1, 2, 3)),
+    # a batch wider than a warp (50 rows: 64 threads, two warps), Adam, one depth
+    "relu_adam": ("deep_relu", {"name": "adam", "learning_rate": 0.01}, 50, (3,)),
 }
 
 
