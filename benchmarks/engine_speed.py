@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--p2-chunk", type=int, default=500,
                         help="replicas per program run; the runs go side by side, one per CPU core")
     parser.add_argument("--p3-epochs", type=int, default=100)
+    parser.add_argument("--p3-configs", default="5x10000,5x100000,20x10000,20x100000",
+                        help="P3's configurations, DEPTHxREPLICAS, comma-separated")
     parser.add_argument("--p3-depth", type=int, default=5, help=argparse.SUPPRESS)  # set per P3 configuration
     parser.add_argument("--p3-replicas", type=int, default=10_000, help=argparse.SUPPRESS)
     parser.add_argument("--stats-freq", type=int, default=10, help="per-layer statistics every N epochs")
@@ -126,7 +128,7 @@ def main() -> None:
     if args.only:
         print(json.dumps({**PARTS[args.only](args), "peak_rss_mb": _peak_mb()}))
         return
-    own = ("parts", "only", "p3_depth", "p3_replicas")  # not handed down to the parts as they are
+    own = ("parts", "only", "p3_configs", "p3_depth", "p3_replicas")  # not handed down to the parts as they are
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in own]
     parts, result = args.parts.split(","), {"p1_ratio": None, "p2_model_epochs_per_s": None,
                                             "p3_model_epochs_per_s": None, "peak_rss_mb": {}}
@@ -146,7 +148,7 @@ def main() -> None:
               f"{p2['model_epochs_per_s']:,.0f} model-epochs/s (compile+run {p2['first_s']:.1f} s)", flush=True)
     if "p3" in parts:  # each configuration in its own interpreter, so its GPU memory peak is its own
         p3 = {}
-        for depth, replicas in ((5, 10_000), (5, 100_000), (20, 10_000), (20, 100_000)):
+        for depth, replicas in (map(int, c.split("x")) for c in args.p3_configs.split(",")):
             found = _run_part("p3", [*argv, f"--p3-depth={depth}", f"--p3-replicas={replicas}"])
             if "skipped" in found:
                 print(f"P3  skipped: {found['skipped']}", flush=True)

@@ -51,7 +51,8 @@ def test_kernels_match_the_xla_path(params_module, data, case):
 
     def run(platform):
         with jax.default_device(jax.devices(platform)[0] if platform == "cpu" else None):
-            return jax.tree.map(np.asarray, je._program(
+            # compiled whole, as the engine runs it (op by op, a GPU compiles each operation on its own)
+            return jax.tree.map(np.asarray, je._COMPILED[platform](
                 cfg, platform, len(depths) > 1, platform == "gpu", ji.init_params(specs, seeds, depth_all),
                 je.hyperparameters(settings), jnp.asarray([s.depth for s in specs]), jnp.asarray([0, 5]),
                 shuffle_keys(seeds), data))
