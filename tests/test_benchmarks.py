@@ -19,3 +19,20 @@ def test_engine_speed_prints_its_figures_as_json():
     assert result["p2_model_epochs_per_s"] > 0 and result["peak_rss_mb"]["p2"] > 0
     assert result["p3_model_epochs_per_s"] is None and "P3  skipped: JAX sees no GPU" in done.stdout
     assert result["device"] == "cpu"
+
+
+def test_gpu_kernel_resources_extracts_each_kernels_triton_module():
+    """The part of gpu_kernel_resources.py that needs no Triton: each kernel's Triton module, lowered for CUDA
+    on this machine, whole and without the source locations that pip's Triton cannot parse."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_kernel_resources as resources
+    finally:
+        sys.path.pop(0)
+    for name, call in resources.kernels(2).items():
+        text = resources.triton_text(call)
+        assert text.startswith("module @") and text.rstrip().endswith("}"), name
+        assert "tt.func" in text and "scf.for" in text and "tt.load" in text, name
+        assert "loc(" not in text and "#loc" not in text and "gpu.barrier" not in text, name
+    from vanishing_gradients import gpu_kernels
+    assert gpu_kernels.jax.default_backend() == "cpu"  # the lowering's patches are undone

@@ -5,9 +5,11 @@ Why: in XLA each layer's product is its own kernel, so every step moves every re
 GPU memory several times (H100, 100,000 replicas of depth 5: 16 steps in about 41 ms, bound by memory traffic;
 see README). Here one program instance trains one replica, one GPU thread per row of a batch: the rows go
 through the network side by side, activations stay in registers, and a batch's gradients are summed across
-the threads (a warp's shuffles); memory sees the rows, the weights and optimiser state once per step, and
-the results. (One thread per replica, with a batch's rows one after another, needed hundreds of values
-carried through the loops: Triton had not compiled it after two minutes.)
+the threads (a warp's shuffles), then applied layer by layer from the top, so that one layer's gradients
+are live at a time; memory sees the rows, the weights and optimiser state (read and written once per
+step, in a replica-major layout: see _Packed), and the results. (One thread per replica, with a batch's
+rows one after another, needed hundreds of values carried through the loops: Triton had not compiled it
+after two minutes.)
 
 The arithmetic is jax_model's and jax_engine's (the same forward pass, loss, derivatives and Keras update
 rules), written per unit, each unit's value a (lanes,) array over the batch's rows; results agree with the
@@ -66,12 +68,14 @@ def _loss_and_slope(z, y):
     return loss, jnp.where(positive, 1.0, 0.0) - y + e / (1.0 + e) * jnp.where(positive, -1.0, 1.0)
 
 
-def _backward(weights, x, hidden, last, dlogit, activation, tops):
-    """One row's gradients, structured as the weights, from d(loss)/d(logit), as jax_model.loss_and_grads."""
-    slope, n_hidden = SLOPES[activation], len(weights) - 1
-    grads = [None] * len(weights)
-    grads[-1] = ([[u * dlogit] for u in last], [dlogit])
-    d_last = [dlogit * k[0] for k in weights[-1][0]]  # reaches each replica's last hidden layer only
+def _backward(kernels, x, hidden, last, dlogit, activation, tops):
+    """One row's gradients, as jax_model.loss_and_grads, from d(loss)/d(logit): per layer (l, (kernel[i][o],
+    bias[o])), yielded from the output layer down, each once layer l's kernel has had its last use (the caller
+    may then update it). kernels(l) reads layer l's kernel afresh, so that it need not stay in registers
+    since the forward pass."""
+    slope, n_hidden = SLOPES[activation], len(hidden)
+    d_last = [dlogit * k[0] for k in kernels(n_hidden)]  # reaches each replica's last hidden layer only
+    yield n_hidden, ([[u * dlogit] for u in last], [dlogit])
     dh = None  # from the layers above
     for l in range(n_hidden - 1, -1, -1):
         if tops is None:
@@ -81,54 +85,75 @@ def _backward(weights, x, hidden, last, dlogit, activation, tops):
             into = into if dh is None else [a + b for a, b in zip(dh, into)]
         dz = [d * slope(a) for d, a in zip(into, hidden[l])]
         h_in = x if l == 0 else hidden[l - 1]
-        grads[l] = ([[h * d for d in dz] for h in h_in], dz)
+        grads = ([[h * d for d in dz] for h in h_in], dz)
         if l > 0:  # jax_model._dense_transposed: dh[i] = sum over o of dz[o] kernel[i][o], in o's order
-            dh = [_dot(dz, [[w] for w in row], 0) for row in weights[l][0]]
-    return grads
+            dh = [_dot(dz, [[w] for w in row], 0) for row in kernels(l)]
+        yield l, grads
 
 
 # ----------------------------------------------------------------------------- parameters in memory
-# A program's parameters live in memory (its block of each array holds one replica), read at each step from the
-# cache and written back after the update, rather than carried through the loop over steps.
+# A program's parameters live in memory, read at each step (from the cache) and written back after each layer's
+# update, rather than carried through the loop over steps in registers.
 
-def _pairs(refs):
-    return [(refs[2 * l], refs[2 * l + 1]) for l in range(len(refs) // 2)]
+class _Packed:
+    """A replica's parameters (or one optimiser state slot) packed in a row of a (K, P) array, the program's
+    block (1, P): per layer its kernel row by row, then its bias. Replica-major, so that every entry is at a
+    constant offset from the row's start (on a GPU a load with an immediate offset; replica-minor, each entry
+    needed its own address arithmetic and pointer register)."""
+
+    def __init__(self, ref, shapes):
+        self.ref, self.shapes, self.starts = ref, shapes, [0]
+        for fan_in, fan_out in shapes:
+            self.starts.append(self.starts[-1] + (fan_in + 1) * fan_out)
+
+    def layer(self, l):
+        """Layer l's (kernel[i][o], bias[o]) as scalars."""
+        (fan_in, fan_out), at = self.shapes[l], self.starts[l]
+        return ([[self.ref[0, at + i * fan_out + o] for o in range(fan_out)] for i in range(fan_in)],
+                [self.ref[0, at + fan_in * fan_out + o] for o in range(fan_out)])
+
+    def load(self):
+        return [self.layer(l) for l in range(len(self.shapes))]
+
+    def flat_layer(self, l):
+        """Layer l's entries in storage order: its kernel row by row, then its bias."""
+        return _leaves([self.layer(l)])
+
+    def store_layer(self, l, values):
+        """Layer l's entries, in storage order."""
+        for at, value in zip(range(self.starts[l], self.starts[l + 1]), values):
+            self.ref[0, at] = value
 
 
-def _load(refs):
-    """Per layer (kernel[i][o], bias[o]) of scalars from refs (kernel (fan_in, fan_out, 1), bias (fan_out, 1))."""
-    return [([[k[i, o, 0] for o in range(k.shape[1])] for i in range(k.shape[0])], [b[o, 0] for o in range(b.shape[0])])
-            for k, b in _pairs(refs)]
+def pack(tree):
+    """Per-layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) -> (K, P), as _Packed reads it; P padded to a
+    power of two (Triton's blocks: a block of another width made every read compute its address)."""
+    flat = jnp.concatenate([a.reshape(-1, a.shape[-1]) for layer in tree for a in layer])
+    return jnp.pad(flat, [(0, _lanes(flat.shape[0]) - flat.shape[0]), (0, 0)]).T
 
 
-def _store(refs, weights):
-    for (k, b), (kernel, bias) in zip(_pairs(refs), weights):
-        for i, row in enumerate(kernel):
-            for o, value in enumerate(row):
-                k[i, o, 0] = value
-        for o, value in enumerate(bias):
-            b[o, 0] = value
+def unpack(packed, shapes):
+    """(K, P) -> per-layer (kernel (fan_in, fan_out, K), bias (fan_out, K))."""
+    tree, at = [], 0
+    for fan_in, fan_out in shapes:
+        kernel = packed[:, at:at + fan_in * fan_out].T.reshape(fan_in, fan_out, -1)
+        at += fan_in * fan_out
+        tree.append((kernel, packed[:, at:at + fan_out].T))
+        at += fan_out
+    return tree
 
 
 def _leaves(weights):
+    """Per layer (kernel[i][o], bias[o]) -> their entries in storage order."""
     return [v for kernel, bias in weights for v in [u for row in kernel for u in row] + bias]
 
 
-def _unflatten(flat, like):
-    it = iter(flat)
-    return [([[next(it) for _ in row] for row in kernel], [next(it) for _ in bias]) for kernel, bias in like]
-
-
-def _kernel_mean_abs(grads):
-    """Per layer, the mean |kernel gradient|, as jax_engine._mean_abs."""
-    out = []
-    for kernel, _ in grads:
-        entries = [g for row in kernel for g in row]
-        total = jnp.abs(entries[0])
-        for g in entries[1:]:
-            total = total + jnp.abs(g)
-        out.append(total / len(entries))
-    return out
+def _mean_abs(entries):
+    """A layer's mean |kernel gradient| from its kernel's entries, as jax_engine._mean_abs."""
+    total = jnp.abs(entries[0])
+    for g in entries[1:]:
+        total = total + jnp.abs(g)
+    return total / len(entries)
 
 
 def _update(optimizer, nesterov, p, g, state, hp, alpha):
@@ -151,51 +176,54 @@ def _tops_from(ref):
 # ----------------------------------------------------------------------------- kernels
 # One program instance per replica, one GPU thread per row of a batch (lanes: the batch padded to a power of
 # two). Refs come in one order: rows x, labels y, tops (n_hidden, 1) where replicas' depths differ, the
-# optimiser's settings (2 | 3, 1) and step sizes (steps, 1) when training, the parameters, the optimiser's
-# state slots; then the outputs.
+# optimiser's settings (2 | 3, 1) and step sizes (steps, 1) when training, the parameters (1, P) and the
+# optimiser's state slots (1, P) (see _Packed); then the outputs.
 
-def _steps_kernel(cfg, n, n_layers, n_state, train, shared, mixed, compiled, *refs):
+def _steps_kernel(cfg, n, shapes, n_state, train, shared, mixed, compiled, *refs):
     """Batches of rows through one replica. x: (1, steps, lanes, n_in), the replica's own rows, or (steps, lanes,
     n_in) shared; y: (1, steps, lanes) or (steps, lanes); of each batch the first cfg.batch_size lanes are rows,
     and rows past the first n count for nothing. With `train`, each batch's gradients update the weights by
     Keras's rules; the parameters and state slots are then aliased to the outputs, which hold them from the
     start. Last output, sums (2 + L, 1): loss summed over the rows, correct predictions, and per layer the
     mean |kernel gradient| summed over the batches."""
-    refs, P = list(refs), 2 * n_layers
+    refs, n_layers = list(refs), len(shapes)
     x_ref, y_ref = refs.pop(0), refs.pop(0)
     tops = _tops_from(refs.pop(0)) if mixed else None
     if train:
         hp_ref, alpha_ref = refs.pop(0), refs.pop(0)
         hp = [hp_ref[i, 0] for i in range(hp_ref.shape[0])]
-        outs = refs[P * (1 + n_state):]  # the inputs' values, aliased
-        param_refs, slots = outs[:P], [outs[P * (1 + k):P * (2 + k)] for k in range(n_state)]
+        outs = refs[1 + n_state:]  # the inputs' values, aliased
+        params, slots = _Packed(outs[0], shapes), [_Packed(ref, shapes) for ref in outs[1:1 + n_state]]
     else:
-        param_refs = refs[:P]
+        params = _Packed(refs[0], shapes)
     sums_ref, B = refs[-1], cfg.batch_size
     lane = jnp.arange(y_ref.shape[-1])
 
     def step(s, carry):
         loss, correct, grad_means = carry
-        weights = _load(param_refs)
+        grad_means = list(grad_means)
         count = jnp.minimum(B, n - s * B).astype(jnp.float32)
         real = ((lane < B) & (s * B + lane < n)).astype(jnp.float32)
         x = [x_ref[s, :, i] if shared else x_ref[0, s, :, i] for i in range(x_ref.shape[-1])]  # n_in x (lanes,)
         y = y_ref[s, :] if shared else y_ref[0, s, :]
-        hidden, last, logit = _forward(weights, x, cfg.activation, tops)
+        hidden, last, logit = _forward(params.load(), x, cfg.activation, tops)
         row_loss, dlogit = _loss_and_slope(logit, y)
         hit = ((_sigmoid(logit) > cfg.threshold) == (y > 0.5)).astype(jnp.float32)
-        row_grads = _backward(weights, x, hidden, last, dlogit * (real / count), cfg.activation, tops)
-        grads = _unflatten([jnp.sum(g) for g in _leaves(row_grads)], weights)
-        grad_means = [a + b for a, b in zip(grad_means, _kernel_mean_abs(grads))]
-        if train:
-            stored = [_leaves(_load(slot)) for slot in slots]
-            new = [_update(cfg.optimizer, cfg.nesterov, p, g, [st[j] for st in stored], hp, alpha_ref[s, 0])
-                   for j, (p, g) in enumerate(zip(_leaves(weights), _leaves(grads)))]
-            for k, slot in enumerate(slots):
-                _store(slot, _unflatten([state[k] for _, state in new], weights))
-            _store(param_refs, _unflatten([p for p, _ in new], weights))
-            if compiled:  # one thread stores what every thread reads at the next step: make it visible
-                plgpu.debug_barrier()
+        kernels = lambda l: params.layer(l)[0]
+        # each layer's gradients are summed over the rows (across the threads) and applied as soon as its weights
+        # have had their last use: only one layer's gradients are live at a time
+        for l, row_grads in _backward(kernels, x, hidden, last, dlogit * (real / count), cfg.activation, tops):
+            grads = [jnp.sum(g) for g in _leaves([row_grads])]  # storage order: the kernel's entries come first
+            grad_means[l] = grad_means[l] + _mean_abs(grads[:len(grads) - len(row_grads[1])])
+            if train:
+                stored = [slot.flat_layer(l) for slot in slots]
+                new = [_update(cfg.optimizer, cfg.nesterov, p, g, [st[j] for st in stored], hp, alpha_ref[s, 0])
+                       for j, (p, g) in enumerate(zip(params.flat_layer(l), grads))]
+                for k, slot in enumerate(slots):
+                    slot.store_layer(l, [state[k] for _, state in new])
+                params.store_layer(l, [p for p, _ in new])
+        if train and compiled:  # one thread stores what every thread reads at the next step: make it visible
+            plgpu.debug_barrier()
         return loss + jnp.sum(row_loss * real), correct + jnp.sum(hit * real), grad_means
 
     zero = jnp.zeros((), jnp.float32)
@@ -204,14 +232,14 @@ def _steps_kernel(cfg, n, n_layers, n_state, train, shared, mixed, compiled, *re
         sums_ref[i, 0] = value
 
 
-def _shared_rows_kernel(activation, threshold, m, n_layers, stats, mixed, x_ref, y_ref, *refs):
+def _shared_rows_kernel(activation, threshold, m, shapes, stats, mixed, x_ref, y_ref, *refs):
     """Rows x (chunks, lanes, n_in), labels y (chunks, lanes) shared by every replica, the first m real, through
     one replica. Output (2, 1): mean loss and accuracy; with `stats` then per hidden layer the share of
     activations with |a| > SATURATED and the share of units that output 0 for every row ((2 + 2 n_hidden, 1))."""
     refs = list(refs)
     tops = _tops_from(refs.pop(0)) if mixed else None
     out_ref = refs[-1]
-    weights = _load(refs[:2 * n_layers])
+    weights = _Packed(refs[0], shapes).load()
     lane = jnp.arange(y_ref.shape[-1])
     zero = jnp.zeros(lane.shape, jnp.float32)  # sums per lane, added up at the end
     units = [len(bias) for _, bias in weights[:-1]]
@@ -247,28 +275,27 @@ def _lanes(rows: int) -> int:
     return 1 << max(rows - 1, 0).bit_length()
 
 
-def _call(kernel, shared, blocked, outputs, aliases=None, lanes=32):
-    """Run kernel(compiled, *refs) once per replica: `blocked` inputs (array, replica axis 0 or -1) give each
-    program instance its replica's slice, the `shared` ones go whole to every instance; outputs (shapes,
-    replica axis last). `aliases`: blocked input index -> output index, an output that starts as that input."""
-    K = blocked[-1][0].shape[-1]
+def _call(kernel, K, shared, blocked, outputs, aliases=None, lanes=32):
+    """Run kernel(compiled, *refs) once per replica (K of them): `blocked` inputs and `outputs` (array or shape,
+    replica axis: 0 or -1) give each program instance its replica's slice, the `shared` inputs go whole to every
+    instance. `aliases`: blocked input index -> output index, an output that starts as that input."""
     one = lambda shape, axis: pl.BlockSpec(
         (1,) + shape[1:] if axis == 0 else shape[:-1] + (1,),
         lambda j, nd=len(shape), axis=axis: (j,) + (0,) * (nd - 1) if axis == 0 else (0,) * (nd - 1) + (j,))
     whole = lambda a: pl.BlockSpec(a.shape, lambda j, nd=a.ndim: (0,) * nd)
-    out_shape = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in outputs]
     interpret = jax.default_backend() != "gpu"  # elsewhere Pallas's interpreter (the tests)
     return pl.pallas_call(
-        lambda *refs: kernel(not interpret, *refs), out_shape=out_shape, grid=(K,),
+        lambda *refs: kernel(not interpret, *refs), grid=(K,),
+        out_shape=[jax.ShapeDtypeStruct(shape, jnp.float32) for shape, _ in outputs],
         in_specs=[whole(a) for a in shared] + [one(a.shape, axis) for a, axis in blocked],
-        out_specs=[one(o.shape, -1) for o in out_shape],
+        out_specs=[one(shape, axis) for shape, axis in outputs],
         input_output_aliases={len(shared) + i: o for i, o in (aliases or {}).items()}, interpret=interpret,
         compiler_params=plgpu.CompilerParams(num_warps=max(1, lanes // 32), num_stages=1),
     )(*shared, *[a for a, _ in blocked])
 
 
-def _flat(tree):
-    return [a for layer in tree for a in layer]
+def _shapes(params):
+    return tuple((kernel.shape[0], kernel.shape[1]) for kernel, _ in params)
 
 
 def _tops(tops):
@@ -289,23 +316,23 @@ def train_epoch(cfg, n: int, params, state, hp: dict, step, tops, x, y):
     taken before; tops (n_hidden, K) or None (see jax_model.forward); x (K, steps, lanes, n_in), y (K, steps,
     lanes): each replica's batches (batches_for_kernels). Returns params, state and (2 + L, K): the loss summed
     over the n rows, the correct predictions, and each layer's mean |kernel gradient| summed over the steps."""
-    L, steps = len(params), x.shape[1]
+    L, steps, K, shapes = len(params), x.shape[1], x.shape[0], _shapes(params)
     if cfg.optimizer == "sgd":
         slots, settings = [state], [hp["learning_rate"], hp["momentum"]]
-        alpha = jnp.zeros((steps,) + hp["learning_rate"].shape, jnp.float32)
+        alpha = jnp.zeros((steps, K), jnp.float32)
     else:
         slots = [[(m_w, m_b) for (m_w, _), (m_b, _) in state], [(v_w, v_b) for (_, v_w), (_, v_b) in state]]
         settings = [hp["beta_1"], hp["beta_2"], hp["epsilon"]]
         t = (step + 1 + jnp.arange(steps)).astype(jnp.float32)[:, None]  # as jax_engine._adam, per step
         alpha = hp["learning_rate"] * jnp.sqrt(1 - hp["beta_2"] ** t) / (1 - hp["beta_1"] ** t)
-    tensors = _flat(params) + [a for slot in slots for a in _flat(slot)]
-    blocked = [(x, 0), (y, 0), *_tops(tops), (jnp.stack(settings), -1), (alpha, -1)] + [(a, -1) for a in tensors]
-    first = len(blocked) - len(tensors)
-    kernel = lambda compiled, *refs: _steps_kernel(cfg, n, L, len(slots), True, False, tops is not None, compiled,
-                                                   *refs)
-    found = _call(kernel, [], blocked, [a.shape for a in tensors] + [(2 + L, y.shape[0])],
-                  {first + i: i for i in range(len(tensors))}, lanes=y.shape[-1])
-    new = [_pairs(found[2 * L * k:2 * L * (k + 1)]) for k in range(1 + len(slots))]
+    packed = [pack(params)] + [pack(slot) for slot in slots]  # each (K, P)
+    blocked = [(x, 0), (y, 0), *_tops(tops), (jnp.stack(settings), -1), (alpha, -1)] + [(a, 0) for a in packed]
+    first = len(blocked) - len(packed)
+    kernel = lambda compiled, *refs: _steps_kernel(cfg, n, shapes, len(slots), True, False, tops is not None,
+                                                   compiled, *refs)
+    found = _call(kernel, K, [], blocked, [(a.shape, 0) for a in packed] + [((2 + L, K), -1)],
+                  {first + i: i for i in range(len(packed))}, lanes=y.shape[-1])
+    new = [unpack(a, shapes) for a in found[:-1]]
     if cfg.optimizer == "sgd":
         return new[0], new[1], found[-1]
     return new[0], [((mw, vw), (mb, vb)) for (mw, mb), (vw, vb) in zip(new[1], new[2])], found[-1]
@@ -325,9 +352,10 @@ def val_grad_means(cfg, params, tops, x, y):
     xb, yb = _padded_rows(x, y, B)
     lanes = _lanes(B)
     xb, yb = jnp.pad(xb, [(0, 0), (0, lanes - B), (0, 0)]), jnp.pad(yb, [(0, 0), (0, lanes - B)])
-    kernel = lambda compiled, *refs: _steps_kernel(cfg, m, L, 0, False, True, tops is not None, compiled, *refs)
-    sums = _call(kernel, [xb, yb], [*_tops(tops), *[(a, -1) for a in _flat(params)]],
-                 [(2 + L, params[0][0].shape[-1])], lanes=lanes)[0]
+    kernel = lambda compiled, *refs: _steps_kernel(cfg, m, _shapes(params), 0, False, True, tops is not None,
+                                                   compiled, *refs)
+    K = params[0][0].shape[-1]
+    sums = _call(kernel, K, [xb, yb], [*_tops(tops), (pack(params), 0)], [((2 + L, K), -1)], lanes=lanes)[0]
     return sums[2:] / xb.shape[0]
 
 
@@ -336,10 +364,10 @@ def shared_rows(params, x, y, activation: str, tops, threshold: float, stats: bo
     `stats` also the saturated and dead shares per hidden layer, as jax_engine._unit_states: (2 + 2 n_hidden, K)."""
     L, m = len(params), x.shape[0]
     xc, yc = _padded_rows(x, y, 32)
-    kernel = lambda compiled, *refs: _shared_rows_kernel(activation, threshold, m, L, stats, tops is not None,
-                                                         *refs)
-    return _call(kernel, [xc, yc], [*_tops(tops), *[(a, -1) for a in _flat(params)]],
-                 [(2 + 2 * (L - 1) * stats, params[0][0].shape[-1])])[0]
+    kernel = lambda compiled, *refs: _shared_rows_kernel(activation, threshold, m, _shapes(params), stats,
+                                                         tops is not None, *refs)
+    K = params[0][0].shape[-1]
+    return _call(kernel, K, [xc, yc], [*_tops(tops), (pack(params), 0)], [((2 + 2 * (L - 1) * stats, K), -1)])[0]
 
 
 def val_statistics(cfg, params, tops, x, y):

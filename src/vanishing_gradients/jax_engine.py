@@ -321,7 +321,7 @@ _COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3),
                             compiler_options={"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}),
              "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}
 # On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their tests,
-# so far passed only interpreted on the CPU, pass on a GPU; and slower than XLA at depth 20 (README, P3).
+# so far passed only interpreted on the CPU, pass on a GPU, and their speed at depth 20 is known (README, P3).
 GPU_KERNELS = os.environ.get("VGRAD_GPU_KERNELS", "0") == "1"
 
 
