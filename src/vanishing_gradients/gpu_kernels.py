@@ -33,8 +33,8 @@ SLOPES = {"tanh": lambda a: 1.0 - a * a, "relu": lambda a: (a > 0).astype(jnp.fl
 
 
 # ----------------------------------------------------------------------------- one row through one network
-# A network is a list of layers (kernel[i][o], bias[o]) whose entries are (R,) arrays; a row is a list of
-# (R,) arrays (each replica its own row) or of scalars (a row shared by every replica).
+# A network is one replica's list of layers (kernel[i][o], bias[o]) of scalars; a batch is a list of (lanes,)
+# arrays, one per unit, a row per GPU thread.
 
 def _dot(h, kernel, o):
     """Unit o's input sum without its bias, in jax_model.dense's order."""
@@ -45,8 +45,8 @@ def _dot(h, kernel, o):
 
 
 def _forward(weights, x, activation, tops):
-    """Each hidden layer's outputs, the output layer's input (each replica's last hidden layer: `tops[l]`
-    says whether hidden layer l is it; None: the last for every replica) and the logit, as jax_model.forward."""
+    """Each hidden layer's outputs, the output layer's input (the replica's last hidden layer: `tops[l]` says
+    whether hidden layer l is it; None: the last) and the logits, as jax_model.forward."""
     act, h, hidden = ACTIVATIONS[activation], x, []
     for kernel, bias in weights[:-1]:
         h = [act(_dot(h, kernel, o) + bias[o]) for o in range(len(bias))]
