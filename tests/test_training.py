@@ -97,6 +97,19 @@ def test_run_records_engine_and_device(runs):
         assert run["variants"] == ["relu_he-d01-w05", "relu_he-d02-w05"] and run["n_models"] == 4
 
 
+def test_device_says_when_the_gpu_kernels_train(monkeypatch):
+    """train.device's description, recorded in run.json and the report, names the GPU kernels when they train."""
+    import jax
+
+    from vanishing_gradients import jax_engine, jax_train
+    gpu = type("Device", (), {"platform": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})()
+    monkeypatch.setattr(jax, "devices", lambda *backend: [gpu])
+    for kernels, described in ((False, "gpu: NVIDIA H100 80GB HBM3"),
+                               (True, "gpu: NVIDIA H100 80GB HBM3 with the GPU kernels (VGRAD_GPU_KERNELS=1)")):
+        monkeypatch.setattr(jax_engine, "GPU_KERNELS", kernels)
+        assert jax_train.select_device("gpu") == (gpu, described)
+
+
 def test_runs_carry_hparams_for_tensorboard(runs):
     from tensorboard.backend.event_processing import event_accumulator as ea
     from tensorboard.plugins.hparams import metadata

@@ -12,7 +12,7 @@ DEPTH_BAND = 5  # variants whose depths fall in one band of 5 share a program, p
 
 
 def select_device(device: str):
-    """The JAX device for train.device, and a description of it."""
+    """The JAX device for train.device, and a description of it (which says when the GPU kernels train)."""
     import jax
 
     if device == "cpu":
@@ -21,7 +21,8 @@ def select_device(device: str):
         chosen = jax.devices()[0]  # the default backend: a GPU when JAX sees one
         if device == "gpu" and chosen.platform != "gpu":
             raise RuntimeError("train.device is 'gpu' but JAX sees no GPU")
-    return chosen, f"{chosen.platform}: {chosen.device_kind}"
+    kernels = " with the GPU kernels (VGRAD_GPU_KERNELS=1)" if chosen.platform == "gpu" and je.GPU_KERNELS else ""
+    return chosen, f"{chosen.platform}: {chosen.device_kind}{kernels}"
 
 
 def program_key(variant: Variant) -> tuple:
