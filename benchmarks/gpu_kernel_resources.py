@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 TRITON_COMPILE = """
 import sys, triton
@@ -38,9 +39,9 @@ def triton_text(call) -> str:
     printed = io.StringIO()
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.redirect_stdout(printed))
-        stack.enter_context(_patched(gpu_kernels.jax, "default_backend", lambda: "gpu"))  # compile, not interpret
-        stack.enter_context(_patched(gpu_kernels.pl, "pallas_call",
-                                     functools.partial(gpu_kernels.pl.pallas_call, debug=True)))
+        stack.enter_context(mock.patch.object(gpu_kernels.jax, "default_backend", lambda: "gpu"))  # not interpreted
+        stack.enter_context(mock.patch.object(gpu_kernels.pl, "pallas_call",
+                                              functools.partial(gpu_kernels.pl.pallas_call, debug=True)))
         jax.jit(call).trace().lower(lowering_platforms=("cuda",))
     lines = printed.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("module @"))
@@ -52,16 +53,6 @@ def triton_text(call) -> str:
         line = re.sub(r' "[^"]*"\(#loc\d*\)| loc\([^)]*\)| #loc\d*| \[unknown\]', "", line)
         kept.append(line)
     return "\n".join(kept) + "\n"
-
-
-@contextlib.contextmanager
-def _patched(owner, name, value):
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)
 
 
 def kernels(depth: int) -> dict:

@@ -23,13 +23,13 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from .jax_model import SLOPES, _bce_slope, bce_with_logits
 from .measures import SATURATED
 
+# jax_model's activations written with the plain operations Triton lowers (jax.nn's are custom derivatives or
+# lax.logistic)
 _sigmoid = lambda z: 1.0 / (1.0 + jnp.exp(-z))
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": lambda z: jnp.maximum(z, 0.0), "sigmoid": _sigmoid}
-# each activation's derivative from its output a, as jax_model.SLOPES
-SLOPES = {"tanh": lambda a: 1.0 - a * a, "relu": lambda a: (a > 0).astype(jnp.float32),
-          "sigmoid": lambda a: a * (1.0 - a)}
 
 
 # ----------------------------------------------------------------------------- one row through one network
@@ -58,14 +58,6 @@ def _forward(weights, x, activation, tops):
             last = [jnp.where(top, u, v) for u, v in zip(h, last)]
     kernel, bias = weights[-1]
     return hidden, last, _dot(last, kernel, 0) + bias[0]
-
-
-def _loss_and_slope(z, y):
-    """jax_model.bce_with_logits and its derivative (jax_model._bce_slope) at logit z, label y."""
-    positive = z >= 0
-    e = jnp.exp(jnp.where(positive, -z, z))
-    loss = jnp.where(positive, z, 0.0) - z * y + jnp.log1p(e)
-    return loss, jnp.where(positive, 1.0, 0.0) - y + e / (1.0 + e) * jnp.where(positive, -1.0, 1.0)
 
 
 def _backward(kernels, x, hidden, last, dlogit, activation, tops):
@@ -207,7 +199,7 @@ def _steps_kernel(cfg, n, shapes, n_state, train, shared, mixed, compiled, *refs
         x = [x_ref[s, :, i] if shared else x_ref[0, s, :, i] for i in range(x_ref.shape[-1])]  # n_in x (lanes,)
         y = y_ref[s, :] if shared else y_ref[0, s, :]
         hidden, last, logit = _forward(params.load(), x, cfg.activation, tops)
-        row_loss, dlogit = _loss_and_slope(logit, y)
+        row_loss, dlogit = bce_with_logits(logit, y), _bce_slope(logit, y)
         hit = ((_sigmoid(logit) > cfg.threshold) == (y > 0.5)).astype(jnp.float32)
         kernels = lambda l: params.layer(l)[0]
         # each layer's gradients are summed over the rows (across the threads) and applied as soon as its weights
@@ -250,7 +242,7 @@ def _shared_rows_kernel(activation, threshold, m, shapes, stats, mixed, x_ref, y
         real = (c * lane.shape[0] + lane < m).astype(jnp.float32)
         x, y = [x_ref[c, :, i] for i in range(x_ref.shape[-1])], y_ref[c, :]
         hidden, _, logit = _forward(weights, x, activation, tops)
-        loss = loss + _loss_and_slope(logit, y)[0] * real
+        loss = loss + bce_with_logits(logit, y) * real
         correct = correct + ((_sigmoid(logit) > threshold) == (y > 0.5)).astype(jnp.float32) * real
         if stats:
             for layer, (a, flags) in enumerate(zip(hidden, alive)):
