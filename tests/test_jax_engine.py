@@ -10,6 +10,7 @@ from tensorboard.util import tensor_util
 
 from vanishing_gradients import jax_engine as je
 from vanishing_gradients import jax_init as ji
+from vanishing_gradients import jax_statistics as jst
 from vanishing_gradients.dataset import arrays, make_dataset
 from conftest import spec_for
 from vanishing_gradients.models import build_keras_model, keras_optimizer
@@ -201,7 +202,7 @@ def test_initial_weights_have_keras_distribution(params, study):
 def test_in_program_histograms_equal_tensorboards():
     values = np.random.default_rng(0).normal(size=(400, 7)).astype(np.float32)  # (n, K)
     values[:, 3] = 0.25  # one replica with a single value
-    counts, ranges = jax.jit(je._histogram)(values)
+    counts, ranges = jax.jit(jst.histogram)(values)
     for k in range(values.shape[1]):
         expected = tensor_util.make_ndarray(histogram_pb("x", values[:, k].astype(np.float64)).value[0].tensor)
         np.testing.assert_array_equal(np.asarray(counts)[k], expected[:, 2])
@@ -248,7 +249,7 @@ def test_validation_gradients_match_the_reference_engine(params, data):
     model = build_keras_model(spec)
     model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
     reference = validation_gradients(model, *data["test"], batch_size=32)()  # batches x layers
-    ours = je._val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu", None)
+    ours = jst.val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu", None)
     for layer, grads in enumerate(ours):
         np.testing.assert_allclose(np.asarray(grads)[..., 0], np.stack([b[layer] for b in reference]),
                                    rtol=1e-4, atol=1e-7)
@@ -256,8 +257,8 @@ def test_validation_gradients_match_the_reference_engine(params, data):
 
 def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     spec = spec_for(params, "deep_tanh")
-    many = ji.init_params([spec] * (je.VMAP_REPLICAS + 1), range(je.VMAP_REPLICAS + 1))  # batches one at a time
+    many = ji.init_params([spec] * (jst.VMAP_REPLICAS + 1), range(jst.VMAP_REPLICAS + 1))  # batches one at a time
     few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
     val = _validation_batches(data)
-    for a, b in zip(je._val_grads(many, val, "tanh", None), je._val_grads(few, val, "tanh", None)):
+    for a, b in zip(jst.val_grads(many, val, "tanh", None), jst.val_grads(few, val, "tanh", None)):
         np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums

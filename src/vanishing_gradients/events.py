@@ -92,7 +92,7 @@ class EventWriter:
 
 def tensorboard_buckets(values: np.ndarray, buckets: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Counts (buckets,) and range (2,) of equal-width buckets from min to max, as TensorBoard buckets
-    (and as jax_engine._histogram does in the program); one distinct value fills the last bucket."""
+    (and as jax_statistics.histogram does in the program); one distinct value fills the last bucket."""
     values = np.asarray(values, np.float32).ravel()
     low, high = values.min(), values.max()
     width = (high - low) / np.float32(buckets)

@@ -141,7 +141,7 @@ def _leaves(weights):
 
 
 def _mean_abs(entries):
-    """A layer's mean |kernel gradient| from its kernel's entries, as jax_engine._mean_abs."""
+    """A layer's mean |kernel gradient| from its kernel's entries, as jax_statistics.mean_abs."""
     total = jnp.abs(entries[0])
     for g in entries[1:]:
         total = total + jnp.abs(g)
@@ -339,7 +339,7 @@ def _padded_rows(x, y, lanes):
 
 def val_grad_means(cfg, params, tops, x, y):
     """Per layer (L, K), the mean |kernel gradient| of each validation batch's mean loss, averaged over the
-    batches, as jax_engine's statistic from _val_grads: rows x (m, n_in), y (m,) shared by every replica."""
+    batches, as jax_engine's statistic from jax_statistics.val_grads: rows x (m, n_in), y (m,) shared by every replica."""
     L, B, m = len(params), cfg.batch_size, x.shape[0]
     xb, yb = _padded_rows(x, y, B)
     lanes = _lanes(B)
@@ -352,8 +352,8 @@ def val_grad_means(cfg, params, tops, x, y):
 
 
 def shared_rows(params, x, y, activation: str, tops, threshold: float, stats: bool = False):
-    """Loss and accuracy (2, K) over rows x (m, n_in) with labels y (m,), as jax_engine._evaluate; with
-    `stats` also the saturated and dead shares per hidden layer, as jax_engine._unit_states: (2 + 2 n_hidden, K)."""
+    """Loss and accuracy (2, K) over rows x (m, n_in) with labels y (m,), as jax_statistics.loss_and_accuracy; with
+    `stats` also the saturated and dead shares per hidden layer, as jax_statistics.unit_states: (2 + 2 n_hidden, K)."""
     L, m = len(params), x.shape[0]
     xc, yc = _padded_rows(x, y, 32)
     kernel = lambda compiled, *refs: _shared_rows_kernel(activation, threshold, m, _shapes(params), stats,

@@ -43,15 +43,15 @@ import numpy as np  # noqa: E402
 if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
 
-from .jax_model import bce_with_logits, forward, loss_and_grads  # noqa: E402
+from .jax_model import loss_and_grads  # noqa: E402
 from . import gpu_kernels  # noqa: E402
 from .jax_init import init_params  # noqa: E402
 from .jax_shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
-from .measures import LAYER_STATISTICS, SATURATED, histogram_epochs, stats_epochs  # noqa: E402
+from .jax_statistics import (BUCKETS, layer_histograms, loss_and_accuracy, mean_abs, unit_states,  # noqa: E402
+                             update_ratio, val_grads)
+from .measures import LAYER_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
-BUCKETS = 30  # TensorBoard's default histogram bucket count
-VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
 PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
 
 
@@ -67,13 +67,6 @@ class Training:
     stats_freq: int = 1  # per-layer statistics every N epochs, plus epoch 0 and the last
     histogram_freq: int = 0  # detail replicas' histograms every N epochs, plus epoch 0; 0: none
     nesterov: bool = False
-
-
-# ----------------------------------------------------------------------------- model and loss
-
-def _mean_abs(tree) -> jnp.ndarray:
-    """(L, K): mean |value| of each layer's kernel entry."""
-    return jnp.stack([jnp.mean(jnp.abs(kernel), axis=(-3, -2)) for kernel, _ in tree])
 
 
 # ----------------------------------------------------------------------------- optimisers (Keras rules)
@@ -119,67 +112,6 @@ def hyperparameters(settings: list[dict]) -> dict[str, jnp.ndarray]:
 def _zeros_state(params, optimizer):
     zeros = [(jnp.zeros_like(w), jnp.zeros_like(b)) for w, b in params]
     return zeros if optimizer == "sgd" else [((zw, zw), (zb, zb)) for zw, zb in zeros]
-
-
-# ----------------------------------------------------------------------------- statistics in the program
-
-def _histogram(values):
-    """TensorBoard's bucketing of values (n, K), per replica: counts (K, BUCKETS), range (K, 2)."""
-    low, high = jnp.min(values, axis=0), jnp.max(values, axis=0)  # (K,)
-    width = (high - low) / BUCKETS
-    index = jnp.floor((values - low) / jnp.where(width > 0, width, 1.0)).astype(jnp.int32)
-    index = jnp.where(width > 0, jnp.minimum(index, BUCKETS - 1), BUCKETS - 1)  # one value: last bucket
-    counts = jnp.sum(jax.nn.one_hot(index, BUCKETS, dtype=jnp.int32), axis=0)  # (K, BUCKETS)
-    return counts, jnp.stack([low, high], axis=-1)
-
-
-def _layer_histograms(val_grads, params, detail):
-    """Per layer, histograms of the pooled validation gradients and of the kernel for the replicas
-    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2)."""
-    counts, ranges = [], []
-    for g, (w, _) in zip(val_grads, params):
-        per_kind = [_histogram(jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1)) for a in (g, w)]
-        counts.append(jnp.stack([c for c, _ in per_kind]))
-        ranges.append(jnp.stack([r for _, r in per_kind]))
-    return jnp.stack(counts), jnp.stack(ranges)
-
-
-def _val_grads(params, val, activation, top):
-    """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
-
-    With many replicas the batches run one after another (lax.map): each batch's activations then
-    stay in cache, which on CPU makes the pass several times faster than all at once (vmap). With
-    few replicas, all at once saves the loop's overhead.
-    """
-    def one_batch(batch):
-        x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
-        return [kernel for kernel, _ in loss_and_grads(params, x, y, mask, activation, top)[2]]
-
-    replicas = params[0][0].shape[-1]
-    return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
-
-
-def _evaluate(params, x, y, activation, top, threshold):
-    """Loss and accuracy per replica over all rows of x (n, n_in) with labels y (n, 1): (2, K)."""
-    logits = forward(params, x, activation, top)  # (n, K)
-    loss = jnp.mean(bce_with_logits(logits, y), axis=0)
-    accuracy = jnp.mean(((jax.nn.sigmoid(logits) > threshold) == (y > 0.5)).astype(jnp.float32), axis=0)
-    return jnp.stack([loss, accuracy])
-
-
-def _unit_states(params, x, activation, top):
-    """Per hidden layer, on inputs x: share of activations with |a| > 0.99 (saturated, for tanh) and
-    share of units that output 0 for every input (dead, for ReLU): two (n_hidden, K) arrays."""
-    hidden = forward(params, x, activation, top, hidden=True)[1]  # each hidden layer's output
-    saturated = jnp.stack([jnp.mean((jnp.abs(a) > SATURATED).astype(jnp.float32), axis=(0, 1)) for a in hidden])
-    dead = jnp.stack([jnp.mean(jnp.all(a == 0, axis=0).astype(jnp.float32), axis=0) for a in hidden])
-    return saturated, dead
-
-
-def _update_ratio(params, before) -> jnp.ndarray:
-    """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius): how much a layer moved."""
-    norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(0, 1)))
-    return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
 
 
 def _batches(n: int, batch_size: int):
@@ -228,14 +160,14 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
 
         def val_statistics(params):
             chosen = jax.tree.map(lambda a: a[..., detail], params)
-            grads = _val_grads(chosen, val, act, detail_top) if D else None
+            grads = val_grads(chosen, val, act, detail_top) if D else None
             return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
     else:
-        evaluate = lambda p, x, y: _evaluate(p, x, y[:, None], act, top, cfg.threshold)
+        evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, top, cfg.threshold)
 
         def val_statistics(params):
-            grads = _val_grads(params, val, act, top)
-            saturated, dead = _unit_states(params, x_test, act, top)
+            grads = val_grads(params, val, act, top)
+            saturated, dead = unit_states(params, x_test, act, top)
             return (jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]), saturated, dead,
                     (grads, params, detail))
 
@@ -249,11 +181,11 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
                 grad_means,  # grad_val_mean_abs
                 train_grad_mean,  # grad_train_mean_abs
                 jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params]),  # kernel_l1
-                _update_ratio(params, before),  # update_ratio
+                update_ratio(params, before),  # update_ratio
                 jnp.concatenate([saturated, no_output]), jnp.concatenate([dead, no_output])])  # (6, L, K)
             return stats.at[stat_slots[epoch]].set(jnp.where(exists[None], values, jnp.nan)), for_histograms
         def histograms(hist, for_histograms):
-            counts, ranges = _layer_histograms(*for_histograms)
+            counts, ranges = layer_histograms(*for_histograms)
             i = hist_slots[epoch]
             return (hist[0].at[i].set(counts), hist[1].at[i].set(ranges))
         # every histogram epoch is a statistics epoch (both include 0; freqs are checked to nest)
@@ -275,7 +207,7 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
         losses, logits, grads = loss_and_grads(params, x, y, bmask, act, top)
         correct = jnp.sum(((jax.nn.sigmoid(logits) > cfg.threshold) == (y > 0.5)) * bmask[:, None], axis=0)
         params, state = update(params, grads, state, hp, step, cfg.nesterov)
-        return (params, state, step + 1), (losses * jnp.sum(bmask), correct, _mean_abs(grads))
+        return (params, state, step + 1), (losses * jnp.sum(bmask), correct, mean_abs(grads))
 
     def epoch_fn(carry, xs):
         params, state, step, buffers = carry

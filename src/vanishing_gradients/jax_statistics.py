@@ -1,0 +1,77 @@
+"""Statistics the fast engine (jax_engine.py) computes inside its program, every array with the replica axis
+last: validation loss and accuracy, the kernels' gradients on the validation batches, unit states (saturated,
+dead), how far each kernel moved, and TensorBoard's histogram bucketing of a replica's values."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .jax_model import bce_with_logits, forward, loss_and_grads
+from .measures import SATURATED
+
+BUCKETS = 30  # TensorBoard's default histogram bucket count
+VMAP_REPLICAS = 64  # up to this many replicas, validation batches are differentiated all at once
+
+
+def mean_abs(tree) -> jnp.ndarray:
+    """(L, K): mean |value| of each layer's kernel entry."""
+    return jnp.stack([jnp.mean(jnp.abs(kernel), axis=(-3, -2)) for kernel, _ in tree])
+
+
+def histogram(values):
+    """TensorBoard's bucketing of values (n, K), per replica: counts (K, BUCKETS), range (K, 2)."""
+    low, high = jnp.min(values, axis=0), jnp.max(values, axis=0)  # (K,)
+    width = (high - low) / BUCKETS
+    index = jnp.floor((values - low) / jnp.where(width > 0, width, 1.0)).astype(jnp.int32)
+    index = jnp.where(width > 0, jnp.minimum(index, BUCKETS - 1), BUCKETS - 1)  # one value: last bucket
+    counts = jnp.sum(jax.nn.one_hot(index, BUCKETS, dtype=jnp.int32), axis=0)  # (K, BUCKETS)
+    return counts, jnp.stack([low, high], axis=-1)
+
+
+def layer_histograms(grads, params, detail):
+    """Per layer, histograms of the pooled validation gradients and of the kernel for the replicas
+    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2)."""
+    counts, ranges = [], []
+    for g, (w, _) in zip(grads, params):
+        per_kind = [histogram(jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1)) for a in (g, w)]
+        counts.append(jnp.stack([c for c, _ in per_kind]))
+        ranges.append(jnp.stack([r for _, r in per_kind]))
+    return jnp.stack(counts), jnp.stack(ranges)
+
+
+def val_grads(params, val, activation, top):
+    """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
+
+    With many replicas the batches run one after another (lax.map): each batch's activations then
+    stay in cache, which on CPU makes the pass several times faster than all at once (vmap). With
+    few replicas, all at once saves the loop's overhead.
+    """
+    def one_batch(batch):
+        x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
+        return [kernel for kernel, _ in loss_and_grads(params, x, y, mask, activation, top)[2]]
+
+    replicas = params[0][0].shape[-1]
+    return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
+
+
+def loss_and_accuracy(params, x, y, activation, top, threshold):
+    """Loss and accuracy per replica over all rows of x (n, n_in) with labels y (n, 1): (2, K)."""
+    logits = forward(params, x, activation, top)  # (n, K)
+    loss = jnp.mean(bce_with_logits(logits, y), axis=0)
+    accuracy = jnp.mean(((jax.nn.sigmoid(logits) > threshold) == (y > 0.5)).astype(jnp.float32), axis=0)
+    return jnp.stack([loss, accuracy])
+
+
+def unit_states(params, x, activation, top):
+    """Per hidden layer, on inputs x: share of activations with |a| > 0.99 (saturated, for tanh) and
+    share of units that output 0 for every input (dead, for ReLU): two (n_hidden, K) arrays."""
+    hidden = forward(params, x, activation, top, hidden=True)[1]  # each hidden layer's output
+    saturated = jnp.stack([jnp.mean((jnp.abs(a) > SATURATED).astype(jnp.float32), axis=(0, 1)) for a in hidden])
+    dead = jnp.stack([jnp.mean(jnp.all(a == 0, axis=0).astype(jnp.float32), axis=0) for a in hidden])
+    return saturated, dead
+
+
+def update_ratio(params, before) -> jnp.ndarray:
+    """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius): how much a layer moved."""
+    norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(0, 1)))
+    return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
