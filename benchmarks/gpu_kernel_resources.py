@@ -58,13 +58,13 @@ def triton_text(call) -> str:
 def kernels(depth: int) -> dict:
     """Each kernel as the engine calls it, for 64 replicas of a depth-`depth`, width-5 tanh model with SGD."""
     import jax.numpy as jnp
-    from vanishing_gradients import gpu_kernels as gk, jax_engine as je, jax_init as ji
+    from vanishing_gradients import gpu_kernels as gk, jax_engine as je, jax_init as ji, jax_optimizers as jo
     from vanishing_gradients.models import ModelSpec
     K, uniform = 64, {"name": "random_uniform", "minval": 0.0, "maxval": 1.0}
     params = ji.init_params([ModelSpec(depth, 5, "tanh", uniform, uniform)] * K, list(range(K)), depth)
     cfg = je.Training("tanh", "sgd", 1, 32)
-    hp = je.hyperparameters([{"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}] * K)
-    state = je._zeros_state(params, "sgd")
+    hp = jo.hyperparameters([{"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}] * K)
+    state = jo.zeros_state(params, "sgd")
     x, y = jnp.zeros((K, 16, 32, 2)), jnp.zeros((K, 16, 32))
     rows, labels = jnp.zeros((500, 2)), jnp.zeros(500)
     return {"train_epoch": lambda: gk.train_epoch(cfg, 500, params, state, hp, 0, None, x, y),

@@ -8,6 +8,7 @@ import pytest
 from conftest import spec_for
 from vanishing_gradients import jax_engine as je
 from vanishing_gradients import jax_init as ji
+from vanishing_gradients.jax_optimizers import hyperparameters
 from vanishing_gradients.jax_shuffle import shuffle_keys
 from vanishing_gradients.dataset import arrays, make_dataset
 
@@ -54,7 +55,7 @@ def test_kernels_match_the_xla_path(params_module, data, case):
             # compiled whole, as the engine runs it (op by op, a GPU compiles each operation on its own)
             return jax.tree.map(np.asarray, je._COMPILED[platform](
                 cfg, platform, len(depths) > 1, platform == "gpu", ji.init_params(specs, seeds, depth_all),
-                je.hyperparameters(settings), jnp.asarray([s.depth for s in specs]), jnp.asarray([0, 5]),
+                hyperparameters(settings), jnp.asarray([s.depth for s in specs]), jnp.asarray([0, 5]),
                 shuffle_keys(seeds), data))
 
     # the XLA path always on the CPU (quick to compile); the kernels on the GPU where there is one

@@ -24,6 +24,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from .jax_model import SLOPES, _bce_slope, bce_with_logits
+from .jax_optimizers import RULE_SETTINGS, adam_rule, adam_step_size, sgd_rule
 from .measures import SATURATED
 
 # jax_model's activations written with the plain operations Triton lowers (jax.nn's are custom derivatives or
@@ -149,15 +150,12 @@ def _mean_abs(entries):
 
 
 def _update(optimizer, nesterov, p, g, state, hp, alpha):
-    """One parameter by Keras's rule, as jax_engine._sgd and _adam: its new value and state."""
+    """One parameter by Keras's rule (jax_optimizers): its new value and state."""
     if optimizer == "sgd":
-        lr, momentum = hp
-        m = state[0] * momentum - g * lr
-        return (p + (m * momentum - g * lr) if nesterov else p + m), (m,)
-    beta_1, beta_2, epsilon = hp
-    m = state[0] + (g - state[0]) * (1 - beta_1)
-    v = state[1] + (g * g - state[1]) * (1 - beta_2)
-    return p - (m * alpha) / (jnp.sqrt(v) + epsilon), (m, v)
+        p, m = sgd_rule(p, g, *state, *hp, nesterov)
+        return p, (m,)
+    p, m, v = adam_rule(p, g, *state, alpha, *hp)
+    return p, (m, v)
 
 
 def _tops_from(ref):
@@ -310,13 +308,13 @@ def train_epoch(cfg, n: int, params, state, hp: dict, step, tops, x, y):
     over the n rows, the correct predictions, and each layer's mean |kernel gradient| summed over the steps."""
     L, steps, K, shapes = len(params), x.shape[1], x.shape[0], _shapes(params)
     if cfg.optimizer == "sgd":
-        slots, settings = [state], [hp["learning_rate"], hp["momentum"]]
+        slots = [state]
         alpha = jnp.zeros((steps, K), jnp.float32)
     else:
         slots = [[(m_w, m_b) for (m_w, _), (m_b, _) in state], [(v_w, v_b) for (_, v_w), (_, v_b) in state]]
-        settings = [hp["beta_1"], hp["beta_2"], hp["epsilon"]]
-        t = (step + 1 + jnp.arange(steps)).astype(jnp.float32)[:, None]  # as jax_engine._adam, per step
-        alpha = hp["learning_rate"] * jnp.sqrt(1 - hp["beta_2"] ** t) / (1 - hp["beta_1"] ** t)
+        t = (step + 1 + jnp.arange(steps)).astype(jnp.float32)[:, None]  # (steps, 1): each step's
+        alpha = adam_step_size(hp["learning_rate"], hp["beta_1"], hp["beta_2"], t)
+    settings = [hp[k] for k in RULE_SETTINGS[cfg.optimizer]]  # each (K,)
     packed = [pack(params)] + [pack(slot) for slot in slots]  # each (K, P)
     blocked = [(x, 0), (y, 0), *_tops(tops), (jnp.stack(settings), -1), (alpha, -1)] + [(a, 0) for a in packed]
     first = len(blocked) - len(packed)
@@ -339,7 +337,8 @@ def _padded_rows(x, y, lanes):
 
 def val_grad_means(cfg, params, tops, x, y):
     """Per layer (L, K), the mean |kernel gradient| of each validation batch's mean loss, averaged over the
-    batches, as jax_engine's statistic from jax_statistics.val_grads: rows x (m, n_in), y (m,) shared by every replica."""
+    batches, as jax_engine's statistic from jax_statistics.val_grads: rows x (m, n_in), y (m,) shared by every
+    replica."""
     L, B, m = len(params), cfg.batch_size, x.shape[0]
     xb, yb = _padded_rows(x, y, B)
     lanes = _lanes(B)

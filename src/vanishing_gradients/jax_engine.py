@@ -46,6 +46,7 @@ if XLA_CACHE:
 from .jax_model import loss_and_grads  # noqa: E402
 from . import gpu_kernels  # noqa: E402
 from .jax_init import init_params  # noqa: E402
+from .jax_optimizers import OPTIMIZERS, hyperparameters, zeros_state  # noqa: E402
 from .jax_shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
 from .jax_statistics import (BUCKETS, layer_histograms, loss_and_accuracy, mean_abs, unit_states,  # noqa: E402
                              update_ratio, val_grads)
@@ -67,51 +68,6 @@ class Training:
     stats_freq: int = 1  # per-layer statistics every N epochs, plus epoch 0 and the last
     histogram_freq: int = 0  # detail replicas' histograms every N epochs, plus epoch 0; 0: none
     nesterov: bool = False
-
-
-# ----------------------------------------------------------------------------- optimisers (Keras rules)
-
-def _sgd(params, grads, state, hp, step, nesterov):
-    new_params, new_state = [], []
-    for (w, b), (gw, gb), (mw, mb) in zip(params, grads, state):
-        layer = []
-        for v, g, m in ((w, gw, mw), (b, gb, mb)):
-            m = m * hp["momentum"] - g * hp["learning_rate"]  # Keras: m = momentum * m - lr * g
-            layer.append((v + (m * hp["momentum"] - g * hp["learning_rate"]) if nesterov else v + m, m))
-        new_params.append((layer[0][0], layer[1][0]))
-        new_state.append((layer[0][1], layer[1][1]))
-    return new_params, new_state
-
-
-def _adam(params, grads, state, hp, step, nesterov):
-    t = (step + 1).astype(jnp.float32)
-    alpha = hp["learning_rate"] * jnp.sqrt(1 - hp["beta_2"] ** t) / (1 - hp["beta_1"] ** t)
-    new_params, new_state = [], []
-    for (w, b), (gw, gb), ((mw, vw), (mb, vb)) in zip(params, grads, state):
-        layer = []
-        for p, g, m, v in ((w, gw, mw, vw), (b, gb, mb, vb)):
-            m = m + (g - m) * (1 - hp["beta_1"])
-            v = v + (g * g - v) * (1 - hp["beta_2"])
-            layer.append((p - (m * alpha) / (jnp.sqrt(v) + hp["epsilon"]), (m, v)))
-        new_params.append((layer[0][0], layer[1][0]))
-        new_state.append((layer[0][1], layer[1][1]))
-    return new_params, new_state
-
-
-OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
-DEFAULTS = {"sgd": {"momentum": 0.0}, "adam": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}}
-
-
-def hyperparameters(settings: list[dict]) -> dict[str, jnp.ndarray]:
-    """Per-replica optimiser settings, each a (K,) float32 array (replicas may differ)."""
-    name = settings[0]["name"]
-    keys = ["learning_rate", *DEFAULTS[name]]
-    return {k: jnp.asarray([s.get(k, DEFAULTS[name].get(k)) for s in settings], jnp.float32) for k in keys}
-
-
-def _zeros_state(params, optimizer):
-    zeros = [(jnp.zeros_like(w), jnp.zeros_like(b)) for w, b in params]
-    return zeros if optimizer == "sgd" else [((zw, zw), (zb, zb)) for zw, zb in zeros]
 
 
 def _batches(n: int, batch_size: int):
@@ -238,7 +194,7 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
     if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
         order = all_permutations(order, epochs, n, platform)  # one loop for all epochs: less overhead
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
-    carry = (params, _zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
+    carry = (params, zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
     (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
     final = jnp.concatenate([evaluate(params, x_train, y_train), evaluate(params, x_test, y_test)])
     return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
