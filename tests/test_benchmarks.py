@@ -36,3 +36,15 @@ def test_gpu_kernel_resources_extracts_each_kernels_triton_module():
         assert "loc(" not in text and "#loc" not in text and "gpu.barrier" not in text, name
     from vanishing_gradients import gpu_kernels
     assert gpu_kernels.jax.default_backend() == "cpu"  # the lowering's patches are undone
+
+
+def test_gpu_epoch_parts_times_each_part_of_an_epoch():
+    """Tiny, with the kernels interpreted: every part is timed and the shares add up to the epoch."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_epoch_parts.py"), "--depth", "2",
+                           "--replicas", "4", "--repeats", "1"], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(result["ms_per_call"]) == ["row orders", "batches, kernels' layout", "training steps",
+                                           "validation", "statistics", "histograms"]
+    assert all(ms > 0 for ms in result["ms_per_call"].values())
+    shares = [float(line.split("%")[0].split()[-1]) for line in done.stdout.splitlines() if "% of an epoch" in line]
+    assert len(shares) == 6 and abs(sum(shares) - 100) < 0.5
