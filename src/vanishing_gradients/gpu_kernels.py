@@ -312,7 +312,7 @@ def train_epoch(cfg, n: int, params, state, hp: dict, step, tops, x, y):
         alpha = jnp.zeros((steps, K), jnp.float32)
     else:
         slots = [[(m_w, m_b) for (m_w, _), (m_b, _) in state], [(v_w, v_b) for (_, v_w), (_, v_b) in state]]
-        t = (step + 1 + jnp.arange(steps)).astype(jnp.float32)[:, None]  # (steps, 1): each step's
+        t = (step + 1 + jnp.arange(steps)).astype(jnp.float32)[:, None]  # (steps, 1): Keras's step counts
         alpha = adam_step_size(hp["learning_rate"], hp["beta_1"], hp["beta_2"], t)
     settings = [hp[k] for k in RULE_SETTINGS[cfg.optimizer]]  # each (K,)
     packed = [pack(params)] + [pack(slot) for slot in slots]  # each (K, P)
