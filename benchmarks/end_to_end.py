@@ -47,13 +47,16 @@ def main() -> None:
         record = json.loads(path.read_text())
         stages[record["stage"]] += record["wall_s"]
         n_models += record.get("n_models", 0)
-        devices.add(record.get("device")) if record.get("device") else None
+        if record.get("device"):
+            devices.add(record["device"])
     results_mb = sum(p.stat().st_size for p in (work / "results").rglob("*") if p.is_file()) / 2**20
-    print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}); results/ {results_mb:.0f} MB")
+    print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}); "
+          f"results/ {results_mb:.0f} MB")
     for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:10s} {seconds:7.1f} s (sum over its jobs)")
     estimate_h = n_models * KERAS_S_PER_MODEL / 3600
-    print(f"model.fit one model after another: at least {estimate_h:.0f} hours ({KERAS_S_PER_MODEL} s per model, STUDY.md)")
+    print(f"model.fit one model after another: at least {estimate_h:.0f} hours "
+          f"({KERAS_S_PER_MODEL} s per model, STUDY.md)")
     print(json.dumps({"end_to_end_s": round(elapsed, 1), "n_models": n_models, "results_mb": round(results_mb, 1),
                       "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
                       "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))

@@ -22,7 +22,8 @@ OUTPUT_DIRS = ("data", "results", "reports")
 def run(cwd, *cmd, check=True):
     done = subprocess.run(list(cmd), cwd=cwd, env=ENV, capture_output=True, text=True)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return done
 
 

@@ -219,7 +219,8 @@ p = yaml.safe_load(open({str(tmp_path / "p.yaml")!r}))
 frame = make_dataset(p["data"])
 data = {{"train": arrays(frame, "train"), "test": arrays(frame, "test")}}
 device, _ = jax_train.select_device("cpu")
-for variant, out in jax_train.train_variants(study.variants(p, "deep_relu"), p["train"], p["events"], data, device, print):
+variants = study.variants(p, "deep_relu")
+for variant, out in jax_train.train_variants(variants, p["train"], p["events"], data, device, print):
     run_events.write_variant({str(tmp_path / "run")!r}, variant, out, p["train"], p["events"])
 scalars, histograms = events.read_events({str(tmp_path / "run" / "seed_1")!r})
 assert len(scalars) and len(histograms)

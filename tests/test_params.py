@@ -52,7 +52,8 @@ BAD = {
     "empty seed list": (lambda p: _set(p, ["train", "seeds"], []), "train.seeds"),
     "duplicate seeds": (lambda p: _set(p, ["train", "seeds"], [1, 2, 1]), "train.seeds"),
     "n_train >= n_samples": (lambda p: _set(p, ["data", "n_train"], 1000), "data.n_train"),
-    "learning rate zero": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], 0), "train.optimizer.learning_rate"),
+    "learning rate zero": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], 0),
+                           "train.optimizer.learning_rate"),
     "learning rate a string": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], "fast"),
                                "train.optimizer.learning_rate"),
     "study with unknown config": (lambda p: _set(p, ["studies", "deep_tanh", "configs"], ["nope"]),
@@ -64,7 +65,8 @@ BAD = {
     "momentum for adam": (lambda p: _set(p, ["train", "optimizer"], {"name": "adam", "learning_rate": 0.01,
                                                                       "momentum": 0.9}), "train.optimizer.momentum"),
     "uniform init with maxval <= minval": (
-        lambda p: _set(p, ["configs", "tanh_uniform", "hidden_init"], {"name": "random_uniform", "minval": 1, "maxval": 0}),
+        lambda p: _set(p, ["configs", "tanh_uniform", "hidden_init"],
+                       {"name": "random_uniform", "minval": 1, "maxval": 0}),
         "configs.tanh_uniform.hidden_init"),
 }
 

@@ -17,7 +17,8 @@ def test_mean_interval_is_students_t():
     assert st.mean_interval([0.5, 0.5]) == (0.5, 0.5, 0.5)
 
 
-@pytest.mark.parametrize("k, n, expected", [(0, 20, (0.0, 0.1611)), (20, 20, (0.8389, 1.0)), (10, 20, (0.2993, 0.7007))])
+@pytest.mark.parametrize("k, n, expected",
+                         [(0, 20, (0.0, 0.1611)), (20, 20, (0.8389, 1.0)), (10, 20, (0.2993, 0.7007))])
 def test_wilson_interval(k, n, expected):
     assert st.wilson(k, n) == pytest.approx(expected, abs=1e-4)
 
@@ -28,8 +29,9 @@ def _seeds(rates: dict[int, float], n=20, config="c", width=5):
     for depth, rate in rates.items():
         for seed in range(n):
             ok = seed < round(rate * n)
-            rows.append({"study": "s", "variant": f"{config}-d{depth:02d}-w{width:02d}", "config": config, "depth": depth,
-                         "width": width, "seed": seed, "accuracy_test": 0.85 if ok else 0.5, "accuracy_train": 0.85,
+            rows.append({"study": "s", "variant": f"{config}-d{depth:02d}-w{width:02d}", "config": config,
+                         "depth": depth, "width": width, "seed": seed, "accuracy_test": 0.85 if ok else 0.5,
+                         "accuracy_train": 0.85,
                          "epochs_to_target": 40.0 + seed if ok else np.nan, "diverged": False})
     return pd.DataFrame(rows)
 
@@ -77,7 +79,8 @@ def test_the_theory_excludes_non_zero_mean_weights():
 def test_claims_follow_the_intervals():
     """Each verdict follows the success rate's Wilson interval: above one half, below it, or across it."""
     from vanishing_gradients import findings
-    seeds = pd.concat([_seeds({1: 1.0, 5: 0.1}, config="tanh_uniform"), _seeds({5: 1.0, 15: 0.9, 20: 0.0}, config="relu_he"),
+    seeds = pd.concat([_seeds({1: 1.0, 5: 0.1}, config="tanh_uniform"),
+                       _seeds({5: 1.0, 15: 0.9, 20: 0.0}, config="relu_he"),
                        _seeds({5: 0.55}, config="tanh_uniform_adam")])
     summary = st.variant_summary(seeds, 0.7)
     flow = summary[["study", "variant", "config", "depth", "width"]].assign(
@@ -92,4 +95,5 @@ def test_claims_follow_the_intervals():
     assert verdicts["deep_relu: mean |gradient| per layer during training"] == "NOT reproduced"  # 0.1, not 0.2-0.4
     assert verdicts["Extension 1: does deep tanh learn with Xavier (Glorot) init?"] == "not measured"
     assert verdicts["Extension 2: does deep tanh (uniform init) learn with Adam?"] == "inconclusive"  # 11/20
-    assert "11/20" in claims.loc["Extension 2: does deep tanh (uniform init) learn with Adam?", "measured (95% intervals)"]
+    adam = "Extension 2: does deep tanh (uniform init) learn with Adam?"
+    assert "11/20" in claims.loc[adam, "measured (95% intervals)"]
