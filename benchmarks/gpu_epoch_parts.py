@@ -37,9 +37,7 @@ def parts(depth: int, K: int) -> dict:
     order = lambda keys: permutations(keys, 1, n, "gpu")  # (n, K)
     index = jnp.concatenate([order(keys), jnp.zeros((steps * B - n, K), jnp.int32)]).reshape(steps, B, K)
     batches = gk.batches_for_kernels(x, y, index, B)
-    n_val, mask = je._batches(xt.shape[0], B)
-    pad = lambda a: jnp.concatenate([a, jnp.zeros((n_val * B - a.shape[0],) + a.shape[1:], a.dtype)])
-    val = (pad(xt).reshape(n_val, B, -1), pad(yt).reshape(n_val, B, 1), jnp.asarray(mask))
+    val = js.validation_batches(xt, yt, B)
     detail = lambda p: jax.tree.map(lambda a: a[..., :1], p)  # the one detail replica, as in P3
     return {"row orders": (order, (keys,)),
             "batches, kernels' layout": (lambda i: gk.batches_for_kernels(x, y, i, B), (index,)),

@@ -233,14 +233,6 @@ assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFl
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def _validation_batches(data):
-    x, y = data["test"]
-    n_batches, mask = je._batches(len(x), 32)
-    pad = n_batches * 32 - len(x)
-    return (np.concatenate([x, np.zeros((pad, 2), np.float32)]).reshape(n_batches, 32, 2),
-            np.concatenate([y, np.zeros((pad, 1), np.float32)]).reshape(n_batches, 32, 1), mask)
-
-
 def test_validation_gradients_match_the_reference_engine(params, data):
     """Per-batch kernel gradients on the validation data, as the Keras engine computes them with TensorFlow."""
     pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
@@ -250,7 +242,8 @@ def test_validation_gradients_match_the_reference_engine(params, data):
     model = build_keras_model(spec)
     model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
     reference = validation_gradients(model, *data["test"], batch_size=32)()  # batches x layers
-    ours = jst.val_grads(_as_replica([w.numpy() for w in model.weights]), _validation_batches(data), "relu", None)
+    weights = _as_replica([w.numpy() for w in model.weights])
+    ours = jst.val_grads(weights, jst.validation_batches(*data["test"], 32), "relu", None)
     for layer, grads in enumerate(ours):
         np.testing.assert_allclose(np.asarray(grads)[..., 0], np.stack([b[layer] for b in reference]),
                                    rtol=1e-4, atol=1e-7)
@@ -260,6 +253,6 @@ def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     spec = spec_for(params, "deep_tanh")
     many = ji.init_params([spec] * (jst.VMAP_REPLICAS + 1), range(jst.VMAP_REPLICAS + 1))  # batches one at a time
     few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
-    val = _validation_batches(data)
+    val = jst.validation_batches(*data["test"], 32)
     for a, b in zip(jst.val_grads(many, val, "tanh", None), jst.val_grads(few, val, "tanh", None)):
         np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums

@@ -11,10 +11,10 @@ step, in a replica-major layout: see _Packed), and the results. (One thread per 
 rows one after another, needed hundreds of values carried through the loops: Triton had not compiled it
 after two minutes.)
 
-The arithmetic is jax_model's and jax_engine's (the same forward pass, loss, derivatives and Keras update
-rules), written per unit, each unit's value a (lanes,) array over the batch's rows; results agree with the
-XLA path to rounding (sums over rows run in another order). Off a GPU, Pallas interprets the kernels: the
-tests compare them with the XLA path there.
+The arithmetic is jax_model's, jax_optimizers' and jax_statistics' (the same forward pass, loss, derivatives,
+Keras update rules and statistics), written per unit, each unit's value a (lanes,) array over the batch's
+rows; results agree with the XLA path to rounding (sums over rows run in another order). Off a GPU, Pallas
+interprets the kernels: the tests compare them with the XLA path there.
 """
 from __future__ import annotations
 

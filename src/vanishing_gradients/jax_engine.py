@@ -48,8 +48,8 @@ from . import gpu_kernels  # noqa: E402
 from .jax_init import init_params  # noqa: E402
 from .jax_optimizers import OPTIMIZERS, hyperparameters, zeros_state  # noqa: E402
 from .jax_shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
-from .jax_statistics import (BUCKETS, layer_histograms, loss_and_accuracy, mean_abs, unit_states,  # noqa: E402
-                             update_ratio, val_grads)
+from .jax_statistics import (BUCKETS, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
+                             unit_states, update_ratio, val_grads, validation_batches)
 from .measures import LAYER_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
@@ -70,13 +70,6 @@ class Training:
     nesterov: bool = False
 
 
-def _batches(n: int, batch_size: int):
-    """Number of batches of `batch_size` for n rows, and the (batches, batch_size) mask of real (unpadded) rows."""
-    count = -(-n // batch_size)
-    mask = (np.arange(count * batch_size) < n).astype(np.float32).reshape(count, batch_size)
-    return count, mask
-
-
 def _slots(epochs: list[int], total: int) -> np.ndarray:
     """(total + 1,): each epoch's row in a buffer holding `epochs`, or -1 when it is not recorded."""
     slots = np.full(total + 1, -1, np.int32)
@@ -93,12 +86,9 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
     shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
     keys or (epochs, n_train, K) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
-    n, m, B = x_train.shape[0], x_test.shape[0], cfg.batch_size
-    n_batches, mask = _batches(n, B)
-    n_val, val_mask = _batches(m, B)
-    pad = lambda a, rows: jnp.concatenate([a, jnp.zeros((rows - a.shape[0],) + a.shape[1:], a.dtype)])
-    val = (pad(x_test, n_val * B).reshape(n_val, B, -1), pad(y_test, n_val * B).reshape(n_val, B, 1),
-           jnp.asarray(val_mask))
+    n, B = x_train.shape[0], cfg.batch_size
+    n_batches, mask = batches(n, B)
+    val = validation_batches(x_test, y_test, B)
     act, update = cfg.activation, OPTIMIZERS[cfg.optimizer]
     K, L, D = depth.shape[0], len(params), detail.shape[0]
     active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .jax_model import bce_with_logits, forward, loss_and_grads
 from .measures import SATURATED
@@ -16,6 +17,21 @@ VMAP_REPLICAS = 64  # up to this many replicas, validation batches are different
 def mean_abs(tree) -> jnp.ndarray:
     """(L, K): mean |value| of each layer's kernel entry."""
     return jnp.stack([jnp.mean(jnp.abs(kernel), axis=(-3, -2)) for kernel, _ in tree])
+
+
+def batches(n: int, batch_size: int):
+    """Number of batches of `batch_size` for n rows, and the (batches, batch_size) mask of real (unpadded) rows."""
+    count = -(-n // batch_size)
+    mask = (np.arange(count * batch_size) < n).astype(np.float32).reshape(count, batch_size)
+    return count, mask
+
+
+def validation_batches(x, y, batch_size: int):
+    """Rows x (m, n_in) and labels y (m,) or (m, 1) as val_grads takes them: x (batches, B, n_in) and
+    y (batches, B, 1), the last batch padded with zeros, and the mask (batches, B) of real rows."""
+    count, mask = batches(x.shape[0], batch_size)
+    pad = lambda a: jnp.concatenate([a, jnp.zeros((count * batch_size - a.shape[0],) + a.shape[1:], a.dtype)])
+    return pad(x).reshape(count, batch_size, -1), pad(y).reshape(count, batch_size, 1), jnp.asarray(mask)
 
 
 def histogram(values):
