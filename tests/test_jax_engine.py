@@ -256,3 +256,25 @@ def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     val = jst.validation_batches(*data["test"], 32)
     for a, b in zip(jst.val_grads(many, val, "tanh", None), jst.val_grads(few, val, "tanh", None)):
         np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums
+
+
+@pytest.mark.parametrize("experiment, activation", [("deep_tanh", "tanh"), ("deep_relu", "relu")])
+def test_forward_passes_of_a_few_rows_match_all_rows_at_once(params, data, experiment, activation):
+    """Validation metrics and unit states computed a few rows at a time (as on CPU, jst.pass_rows), the last pass
+    padded, equal those over all rows at once; for ReLU with one unit made dead, and tanh with saturated units."""
+    weights = ji.init_params([spec_for(params, experiment)] * 3, range(3))
+    (kernel, bias), *rest = weights
+    weights = [(kernel.at[:, 0, 1].set(0.0), bias.at[0, 1].set(-1.0)), *rest]  # replica 1, unit 0: never active
+    x, y = (np.asarray(a, np.float32) for a in data["test"])  # 500 rows: the last pass of 32 holds 20
+    whole = jst.loss_and_accuracy(weights, x, y, activation, None, 0.5)
+    whole_states = jst.unit_states(weights, x, activation, None)
+    for rows in (32, 7):
+        np.testing.assert_allclose(jst.loss_and_accuracy(weights, x, y, activation, None, 0.5, rows), whole,
+                                   rtol=1e-6)
+        for ours, expected in zip(jst.unit_states(weights, x, activation, None, rows), whole_states):
+            np.testing.assert_array_equal(ours, expected)
+    saturated, dead = whole_states  # (n_hidden, K)
+    if activation == "relu":
+        assert dead[0, 1] >= 1 / 5  # at least the unit made dead, of 5
+    else:
+        assert saturated.max() > 0.1  # the deepest layers saturate (uniform [0, 1] weights)

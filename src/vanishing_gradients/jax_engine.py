@@ -49,7 +49,7 @@ from .jax_init import init_params  # noqa: E402
 from .jax_optimizers import OPTIMIZERS, hyperparameters, zeros_state  # noqa: E402
 from .jax_shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
 from .jax_statistics import (BUCKETS, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
-                             unit_states, update_ratio, val_grads, validation_batches)
+                             pass_rows, unit_states, update_ratio, val_grads, validation_batches)
 from .measures import LAYER_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from .models import ModelSpec  # noqa: E402
 
@@ -109,11 +109,13 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
             grads = val_grads(chosen, val, act, detail_top) if D else None
             return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
     else:
-        evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, top, cfg.threshold)
+        # on a GPU all rows at once, as before: passes of a few rows are not measured there yet (see pass_rows)
+        rows = pass_rows(params[0][1].size) if platform == "cpu" else None
+        evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, top, cfg.threshold, rows)
 
         def val_statistics(params):
             grads = val_grads(params, val, act, top)
-            saturated, dead = unit_states(params, x_test, act, top)
+            saturated, dead = unit_states(params, x_test, act, top, rows)
             return (jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]), saturated, dead,
                     (grads, params, detail))
 
