@@ -4,8 +4,8 @@
 # Triton compiles the kernels there), where an epoch's time goes on the kernels' path (gpu_epoch_parts.py),
 # benchmark P3 with the GPU kernels (VGRAD_GPU_KERNELS=1) and with XLA's fusions, then the engine's other tests
 # (the Keras comparisons skip themselves without TensorFlow). Run from the repository root; arguments go to
-# engine_speed.py. The whole check takes many minutes (XLA compiles each P3
-# program on a GPU for a minute or more); a quick one:
+# engine_speed.py. The whole check takes many minutes (XLA compiles each P3 program on a GPU for a minute or
+# more); a quick one:
 #   bash benchmarks/gpu_check.sh --p3-configs 5x100000 --p3-epochs 50 --stats-freq 10 --histogram-freq 50
 # What the machine lacks (jsonschema and its dependencies) travels as wheels in .whl/, fetched beforehand:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -51,10 +51,9 @@ def adam_rule(p, g, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
 
 def sgd(params, grads, state, hp, step, nesterov):
     """One step of every layer: params, grads and state per layer (kernel, bias), each (..., K)."""
-    new_params, new_state = [], []
+    settings, new_params, new_state = [hp[k] for k in RULE_SETTINGS["sgd"]], [], []
     for (w, b), (gw, gb), (mw, mb) in zip(params, grads, state):
-        (w, mw), (b, mb) = [sgd_rule(p, g, m, *[hp[k] for k in RULE_SETTINGS["sgd"]], nesterov)
-                            for p, g, m in ((w, gw, mw), (b, gb, mb))]
+        (w, mw), (b, mb) = [sgd_rule(p, g, m, *settings, nesterov) for p, g, m in ((w, gw, mw), (b, gb, mb))]
         new_params.append((w, b))
         new_state.append((mw, mb))
     return new_params, new_state
@@ -63,9 +62,9 @@ def sgd(params, grads, state, hp, step, nesterov):
 def adam(params, grads, state, hp, step, nesterov):
     """One step of every layer, `step` the steps taken before (as sgd; `nesterov` does not apply)."""
     alpha = adam_step_size(hp["learning_rate"], hp["beta_1"], hp["beta_2"], (step + 1).astype(jnp.float32))
-    new_params, new_state = [], []
+    settings, new_params, new_state = [hp[k] for k in RULE_SETTINGS["adam"]], [], []
     for (w, b), (gw, gb), ((mw, vw), (mb, vb)) in zip(params, grads, state):
-        (w, mw, vw), (b, mb, vb) = [adam_rule(p, g, m, v, alpha, *[hp[k] for k in RULE_SETTINGS["adam"]])
+        (w, mw, vw), (b, mb, vb) = [adam_rule(p, g, m, v, alpha, *settings)
                                     for p, g, m, v in ((w, gw, mw, vw), (b, gb, mb, vb))]
         new_params.append((w, b))
         new_state.append(((mw, vw), (mb, vb)))
