@@ -1,11 +1,17 @@
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# What subprocesses (snakemake, dvc, vgrad) run in: this virtual environment's commands first
+SUBPROCESS_ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+# ...and, for local runs, a Slurm configuration naming no cluster: see the file for why
+LOCAL_ENV = {**SUBPROCESS_ENV, "SLURM_CONF": str(ROOT / "tests" / "slurm" / "no_cluster.conf")}
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 runs are reproducible, bad input changes nothing, and `dvc metrics diff` sees a parameter change."""
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,15 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, tiny
+from conftest import LOCAL_ENV, copy_repo, tiny
 
 pytestmark = pytest.mark.e2e
-ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 OUTPUT_DIRS = ("data", "results", "reports")
 
 
 def run(cwd, *cmd, check=True):
-    done = subprocess.run(list(cmd), cwd=cwd, env=ENV, capture_output=True, text=True)
+    done = subprocess.run(list(cmd), cwd=cwd, env=LOCAL_ENV, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
                              f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -139,20 +137,24 @@ def test_invalid_value_fails_the_dvc_stage_and_keeps_results(repo):
 
 
 def test_metrics_diff_shows_a_parameter_change(repo):
+    """A study's own parameter retrains that study alone; `dvc metrics diff` shows its new numbers."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["epochs"] = 6
+    params["studies"]["deep_relu"]["seeds"] = 3
     write_params(repo, params)
-    run(repo, "dvc", "repro")
+    ran = re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro").stdout)
+    assert [stage for stage in ran if stage.startswith(("train@", "gradients@"))] == [
+        "train@deep_relu", "gradients@deep_relu"], ran
     diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)
     changed = diff["results/metrics.json"]
+    assert changed["studies.deep_relu.n_seeds"] == {"old": 2, "new": 3, "diff": 1}
     assert "studies.deep_relu.accuracy_test.mean" in changed
-    assert any(entry.get("diff") for entry in changed.values())
+    assert "studies.deep_tanh.accuracy_test.mean" not in changed
 
 
 def test_queued_experiments_run_and_are_listed(repo):
     """README: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both."""
-    for epochs in (4, 5):
-        run(repo, "dvc", "exp", "run", "--queue", "-S", f"train.epochs={epochs}")
+    for seeds in (4, 5):  # a study's own parameter: each experiment retrains that study alone
+        run(repo, "dvc", "exp", "run", "--queue", "-S", f"studies.deep_relu.seeds={seeds}")
     run(repo, "dvc", "queue", "start", "-j", "1")
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -162,9 +164,10 @@ def test_queued_experiments_run_and_are_listed(repo):
         time.sleep(3)
     assert "Failed" not in status, status
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
-    epochs = {exp["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
-              for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]}
-    assert {4, 5} <= epochs
+    experiments = [exp["data"] for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]]
+    seeds = {exp["params"]["params.yaml"]["data"]["studies"]["deep_relu"]["seeds"]: exp["metrics"][
+        "results/metrics.json"]["data"]["studies"]["deep_relu"]["n_seeds"] for exp in experiments}
+    assert seeds == {4: 4, 5: 5}
 
 
 def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):

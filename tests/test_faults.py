@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import LOCAL_ENV, copy_repo, tiny
 from vanishing_gradients import cli
-
-ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 
 
 def _tree_hash(root: Path) -> str:
@@ -32,7 +31,6 @@ VARIANT = "tanh_uniform-d05-w05"  # the deep_tanh study's one variant
 @pytest.fixture
 def study(tmp_path, params):
     """A params file (3 epochs, 2 seeds), the dataset, and one finished deep_tanh run."""
-    from conftest import tiny
     params = tiny(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["--params", str(tmp_path / "params.yaml")]
@@ -93,7 +91,7 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
     slow.write_text(yaml.safe_dump(params))
     cmd = [sys.executable, "-m", "vanishing_gradients", "train", "--params", str(slow), "--study",
            "deep_tanh", "--data", str(study_dir / "circles.csv"), "--out", str(finished)]
-    job = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(cmd, env=LOCAL_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     partial = study_dir / "runs"
     assert "models x 400 epochs" in job.stdout.readline()  # training has started, into a hidden temporary
     time.sleep(3.0)
@@ -110,14 +108,13 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
 
 def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     """SIGKILL a Snakemake run during training; the next run redoes only the unfinished jobs."""
-    from conftest import copy_repo, tiny
     repo = copy_repo(tmp_path)
     params = tiny(params, epochs=40, seeds=[1])
     params["train"]["engine"] = "keras"
     params["studies"] = {name: params["studies"][name] for name in ("shallow_tanh", "deep_tanh", "deep_relu")}
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     runs = repo / "results" / "runs"
-    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=ENV,
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=LOCAL_ENV,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while not (runs.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())
@@ -128,13 +125,14 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     job.wait()
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
     dry = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--quiet", "rules"], cwd=repo,
-                         env=ENV, capture_output=True, text=True)
+                         env=LOCAL_ENV, capture_output=True, text=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
     assert "data" not in counts and "params" not in counts, dry.stdout  # done before the kill: kept
     assert int(counts["train"]) == 3 - len(finished), dry.stdout  # only the unfinished studies
     # a killed Snakemake leaves its lock; README: release it with --unlock, then run again
-    subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=ENV, check=True, capture_output=True)
-    rerun = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=repo, env=ENV,
+    subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=LOCAL_ENV, check=True,
+                   capture_output=True)
+    rerun = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=repo, env=LOCAL_ENV,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert json.loads((repo / "results" / "metrics.json").read_text())["studies"].keys() == set(params["studies"])

@@ -1,17 +1,15 @@
 """Snakemake and DVC declare the same stages with the same outputs; the Snakefile is lint-clean."""
-import os
 import subprocess
 import sys
 
 from dvc.repo import Repo
 
-from conftest import ROOT
+from conftest import LOCAL_ENV, ROOT
 
-ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 
 
 def _snakemake(*args):
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, env=ENV, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=ROOT, env=LOCAL_ENV, capture_output=True,
                           text=True)
 
 

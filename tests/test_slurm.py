@@ -1,7 +1,6 @@
 """The pipeline on a real one-node Slurm cluster through Snakemake's SLURM executor, run with the
 README's own cluster commands; a job cancelled once is resubmitted; DVC records the results."""
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -11,10 +10,9 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, copy_repo, tiny
+from conftest import ROOT, SUBPROCESS_ENV, copy_repo, tiny
 
 pytestmark = pytest.mark.e2e
-ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 SCRIPTS = ROOT / "tests" / "slurm"
 
 
@@ -46,7 +44,7 @@ def readme_cluster_commands() -> str:
 
 
 def run(repo, *cmd, **kw):
-    done = subprocess.run(list(cmd), cwd=repo, env=ENV, capture_output=True, text=True, **kw)
+    done = subprocess.run(list(cmd), cwd=repo, env=SUBPROCESS_ENV, capture_output=True, text=True, **kw)
     assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -59,8 +57,8 @@ def test_slurm_run_matches_local_survives_a_cancel_and_is_committed_to_dvc(slurm
     local = json.loads((repo / "results/metrics.json").read_text())
     shutil.rmtree(repo / "results")
 
-    job = subprocess.Popen(["bash", "-c", readme_cluster_commands()], cwd=repo, env=ENV, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(["bash", "-c", readme_cluster_commands()], cwd=repo, env=SUBPROCESS_ENV,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     cancelled, deadline = None, time.time() + 120
     while cancelled is None and time.time() < deadline and job.poll() is None:
         queue = subprocess.run(["squeue", "-h", "-o", "%i %k"], capture_output=True, text=True).stdout.split("\n")
