@@ -28,15 +28,16 @@ def spec_for(params: dict, study: str, depth: int | None = None):
     return spec if depth is None else ModelSpec(depth, spec.width, spec.activation, spec.hidden_init, spec.output_init)
 
 
-def tiny(params: dict, epochs: int = 3, seeds=(1, 2)) -> dict:
-    """A few epochs and seeds, the headline studies and one small sweep of each kind."""
+def tiny(params: dict, epochs: int = 3, seeds=(1, 2), sweeps: bool = True) -> dict:
+    """A few epochs and seeds, the headline studies and (with `sweeps`) one small sweep of each kind."""
     params["train"]["epochs"] = epochs
     params["train"]["seeds"] = list(seeds)
     params["events"].update(stats_freq=1, histogram_freq=2)
     studies = params["studies"]
     params["studies"] = {name: studies[name] for name in ("shallow_tanh", "deep_tanh", "deep_relu")}
-    params["studies"]["depth_relu_he"] = {**studies["depth_relu_he"], "depths": {"from": 1, "to": 3}}
-    params["studies"]["breadth"] = {**studies["breadth"], "depths": [1, 2], "widths": [5, 7], "seeds": 2}
+    if sweeps:
+        params["studies"]["depth_relu_he"] = {**studies["depth_relu_he"], "depths": {"from": 1, "to": 3}}
+        params["studies"]["breadth"] = {**studies["breadth"], "depths": [1, 2], "widths": [5, 7], "seeds": 2}
     return params
 
 

@@ -182,7 +182,8 @@ def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "published baseline")
-    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))  # a change too small to wait for
+    # a change too small to wait for
+    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text()), sweeps=False))
     run(repo, "dvc", "exp", "run", "-n", "tiny", "-S", "train.epochs=4")
     diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)["results/metrics.json"]
     entry = diff["studies.deep_relu.accuracy_test.mean"]
