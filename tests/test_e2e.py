@@ -74,6 +74,22 @@ def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
 
 
+def test_success_threshold_reruns_only_the_metrics(repo):
+    """events.success_accuracy is read by the metrics alone: changing it retrains nothing, under either tool."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["events"]["success_accuracy"] = 0.55
+    write_params(repo, params)
+    try:
+        dry = run(repo, sys.executable, "-m", "snakemake", "--cores", "2", "-n", "--quiet", "rules").stdout
+        assert set(re.findall(r"^(\w+)\s+\d+$", dry, re.M)) - {"all", "total"} == {"params", "metrics", "report"}, dry
+        ran = re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro").stdout)
+        assert sorted(ran) == ["metrics", "params", "report"], ran
+    finally:  # back to the committed parameters and results
+        run(repo, "git", "checkout", "--", ".")
+        run(repo, "dvc", "checkout")
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
+
+
 def test_report_renders_in_a_real_browser(repo):
     """Debian's chromium opens the report: every figure loads, nothing is fetched from the network, no
     console errors; a full-page screenshot is saved beside it."""

@@ -28,3 +28,14 @@ def test_same_stages_and_outputs():
 def test_snakemake_lint_is_clean():
     lint = _snakemake("--lint")
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
+def test_runs_depend_on_every_events_setting_but_the_success_threshold():
+    """dvc.yaml lists, for training and extraction, the events settings Snakemake's RUN_EVENTS keeps: every one
+    the schema knows except success_accuracy, which only the metrics read."""
+    import yaml
+    schema = yaml.safe_load((ROOT / "src/vanishing_gradients/params.schema.yaml").read_text())
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage in ("train", "gradients"):
+        listed = {key.split(".", 1)[1] for key in stages[stage]["do"]["params"] if key.startswith("events")}
+        assert listed == set(schema["properties"]["events"]["properties"]) - {"success_accuracy"}, stage

@@ -29,6 +29,9 @@ configfile: PATHS["params"]
 checked(validate, config, f"{PATHS['params']} (with any --config overrides)")
 
 STUDIES = list(config["studies"])
+# The events settings that runs and their tables are made with: all but success_accuracy, which only the
+# metrics read (changing it re-runs the metrics and the report, not the training). dvc.yaml lists the same.
+RUN_EVENTS = {key: value for key, value in config["events"].items() if key != "success_accuracy"}
 PACKAGE_FILES = sorted(glob.glob(f"{PATHS['package']}/*.py") + glob.glob(f"{PATHS['package']}/*.yaml"))
 
 

@@ -8,7 +8,7 @@ rule train:
         file=PATHS["params"],
         timings=PATHS["timings"],
         train=config["train"],
-        events=config["events"],
+        events=RUN_EVENTS,
         study=study_params,
     threads: 1
     resources:
@@ -31,7 +31,7 @@ rule gradients:
     params:
         file=PATHS["params"],
         timings=PATHS["timings"],
-        events=config["events"],
+        events=RUN_EVENTS,
     log:
         log_path("gradients/{study}"),
     conda:
