@@ -1,11 +1,13 @@
-"""Snakemake and DVC declare the same stages with the same outputs; the Snakefile is lint-clean."""
+"""Snakemake and DVC declare the same stages with the same outputs; DVC's runs depend on the events settings
+Snakemake's RUN_EVENTS keeps; the Snakefile is lint-clean."""
 import subprocess
 import sys
 
+import yaml
 from dvc.repo import Repo
 
 from conftest import LOCAL_ENV, ROOT
-
+from vanishing_gradients.params import SCHEMA
 
 
 def _snakemake(*args):
@@ -33,9 +35,7 @@ def test_snakemake_lint_is_clean():
 def test_runs_depend_on_every_events_setting_but_the_success_threshold():
     """dvc.yaml lists, for training and extraction, the events settings Snakemake's RUN_EVENTS keeps: every one
     the schema knows except success_accuracy, which only the metrics read."""
-    import yaml
-    schema = yaml.safe_load((ROOT / "src/vanishing_gradients/params.schema.yaml").read_text())
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage in ("train", "gradients"):
         listed = {key.split(".", 1)[1] for key in stages[stage]["do"]["params"] if key.startswith("events")}
-        assert listed == set(schema["properties"]["events"]["properties"]) - {"success_accuracy"}, stage
+        assert listed == set(SCHEMA["properties"]["events"]["properties"]) - {"success_accuracy"}, stage
