@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,10 @@ def copy_repo(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest / name)
     return dest
+
+
+def planned_jobs(repo: Path) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n` plans in repo (its summary table, without the total)."""
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--quiet", "rules"], cwd=repo,
+                         env=LOCAL_ENV, capture_output=True, text=True, check=True).stdout
+    return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry, re.M) if rule != "total"}

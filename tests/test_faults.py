@@ -4,7 +4,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_ENV, copy_repo, tiny
+from conftest import LOCAL_ENV, copy_repo, planned_jobs, tiny
 from vanishing_gradients import cli
 
 
@@ -123,11 +122,9 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    dry = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--quiet", "rules"], cwd=repo,
-                         env=LOCAL_ENV, capture_output=True, text=True)
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
-    assert "data" not in counts and "params" not in counts, dry.stdout  # done before the kill: kept
-    assert int(counts["train"]) == 3 - len(finished), dry.stdout  # only the unfinished studies
+    counts = planned_jobs(repo)
+    assert "data" not in counts and "params" not in counts, counts  # done before the kill: kept
+    assert counts["train"] == 3 - len(finished), counts  # only the unfinished studies
     # a killed Snakemake leaves its lock; README: release it with --unlock, then run again
     subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=LOCAL_ENV, check=True,
                    capture_output=True)
