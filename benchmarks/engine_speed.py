@@ -31,7 +31,7 @@ SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 
 
 def _data():
-    from vanishing_gradients.dataset import arrays, make_dataset
+    from vanishing_gradients.core.data import arrays, make_dataset
     frame = make_dataset({"n_samples": 1000, "noise": 0.1, "random_state": 1, "n_train": 500, "scaler_fit": "all"})
     return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
 
@@ -42,8 +42,9 @@ def _peak_mb() -> float:
 
 def part_keras(args) -> dict:
     """The reference: a plain 500-epoch model.fit of the deep tanh model, as the original ran it."""
-    from vanishing_gradients.keras_engine import configure, keras
-    from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
+    from vanishing_gradients.train.keras import configure, keras
+    from vanishing_gradients.core.models import ModelSpec
+    from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
     configure(1)
     data = _data()
     keras.utils.set_random_seed(1)
@@ -59,8 +60,8 @@ def _engine_run(replicas: int, epochs: int, depth: int, args, chunk: int) -> dic
     second is the steady state."""
     import jax
 
-    from vanishing_gradients import jax_engine as je
-    from vanishing_gradients.models import ModelSpec
+    from vanishing_gradients.train.jax import program as je
+    from vanishing_gradients.core.models import ModelSpec
     spec = ModelSpec(**{**SPEC, "depth": depth})
     cfg = je.Training(spec.activation, "sgd", epochs, 32, stats_freq=args.stats_freq,
                       histogram_freq=args.histogram_freq)
@@ -90,7 +91,7 @@ def part_p3(args) -> dict:
     import jax
     if jax.default_backend() != "gpu":
         return {"skipped": "JAX sees no GPU"}
-    from vanishing_gradients.jax_engine import GPU_KERNELS
+    from vanishing_gradients.train.jax.program import GPU_KERNELS
     run = _engine_run(args.p3_replicas, args.p3_epochs, args.p3_depth, args, chunk=args.p3_replicas)
     return {**run, "gpu_peak_mb": jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20,
             "gpu_kernels": GPU_KERNELS}

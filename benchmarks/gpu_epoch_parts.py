@@ -22,10 +22,13 @@ def parts(depth: int, K: int) -> dict:
     import jax
     import jax.numpy as jnp
     from engine_speed import SGD, SPEC, _data
-    from vanishing_gradients import gpu_kernels as gk, jax_engine as je, jax_init as ji, jax_statistics as js
-    from vanishing_gradients.jax_optimizers import hyperparameters, zeros_state
-    from vanishing_gradients.jax_shuffle import permutations, shuffle_keys
-    from vanishing_gradients.models import ModelSpec
+    from vanishing_gradients.train.jax import gpu_kernels as gk
+    from vanishing_gradients.train.jax import program as je
+    from vanishing_gradients.train.jax import initializers as ji
+    from vanishing_gradients.train.jax import statistics as js
+    from vanishing_gradients.train.jax.optimizers import hyperparameters, zeros_state
+    from vanishing_gradients.train.jax.shuffle import permutations, shuffle_keys
+    from vanishing_gradients.core.models import ModelSpec
     data = _data()
     x, y = (jnp.asarray(a, jnp.float32) for a in data["train"])
     xt, yt = (jnp.asarray(a, jnp.float32) for a in data["test"])

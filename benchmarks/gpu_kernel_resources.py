@@ -35,7 +35,7 @@ print(bin_dir)
 def triton_text(call) -> str:
     """The Triton module of the one pallas_call in `call`, lowered for CUDA, without source locations."""
     import jax
-    from vanishing_gradients import gpu_kernels
+    from vanishing_gradients.train.jax import gpu_kernels
     printed = io.StringIO()
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.redirect_stdout(printed))
@@ -58,8 +58,11 @@ def triton_text(call) -> str:
 def kernels(depth: int) -> dict:
     """Each kernel as the engine calls it, for 64 replicas of a depth-`depth`, width-5 tanh model with SGD."""
     import jax.numpy as jnp
-    from vanishing_gradients import gpu_kernels as gk, jax_engine as je, jax_init as ji, jax_optimizers as jo
-    from vanishing_gradients.models import ModelSpec
+    from vanishing_gradients.train.jax import gpu_kernels as gk
+    from vanishing_gradients.train.jax import program as je
+    from vanishing_gradients.train.jax import initializers as ji
+    from vanishing_gradients.train.jax import optimizers as jo
+    from vanishing_gradients.core.models import ModelSpec
     K, uniform = 64, {"name": "random_uniform", "minval": 0.0, "maxval": 1.0}
     params = ji.init_params([ModelSpec(depth, 5, "tanh", uniform, uniform)] * K, list(range(K)), depth)
     cfg = je.Training("tanh", "sgd", 1, 32)

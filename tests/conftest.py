@@ -23,8 +23,8 @@ def params():
 
 def spec_for(params: dict, study: str, depth: int | None = None):
     """The model of a one-variant study (or of its config at another depth)."""
-    from vanishing_gradients.models import ModelSpec
-    from vanishing_gradients.study import variants
+    from vanishing_gradients.core.models import ModelSpec
+    from vanishing_gradients.core.study import variants
     spec = variants(params, study)[0].spec
     return spec if depth is None else ModelSpec(depth, spec.width, spec.activation, spec.hidden_init, spec.output_init)
 

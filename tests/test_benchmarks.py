@@ -34,7 +34,7 @@ def test_gpu_kernel_resources_extracts_each_kernels_triton_module():
         assert text.startswith("module @") and text.rstrip().endswith("}"), name
         assert "tt.func" in text and "scf.for" in text and "tt.load" in text, name
         assert "loc(" not in text and "#loc" not in text and "gpu.barrier" not in text, name
-    from vanishing_gradients import gpu_kernels
+    from vanishing_gradients.train.jax import gpu_kernels
     assert gpu_kernels.jax.default_backend() == "cpu"  # the lowering's patches are undone
 
 

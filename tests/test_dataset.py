@@ -1,6 +1,6 @@
 import numpy as np
 
-from vanishing_gradients.dataset import arrays, make_dataset
+from vanishing_gradients.core.data import arrays, make_dataset
 
 
 def test_deterministic_and_scaled(params):

@@ -2,6 +2,7 @@
 runs are reproducible, bad input changes nothing, and `dvc metrics diff` sees a parameter change."""
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -95,9 +96,36 @@ def test_success_threshold_reruns_only_the_metrics(repo):
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
 
 
+# (package module edited, stages whose code it is, every stage after them): each stage depends on its own code
+CODE_EDITS = [("report/figures.py", {"report"}, {"report"}),
+              ("analysis/summary.py", {"metrics", "report"}, {"metrics", "report"}),
+              ("record/gradients.py", {"gradients"}, {"gradients", "metrics", "report"}),
+              ("train/jax/model.py", {"train"}, {"train", "gradients", "metrics", "report"})]
+
+
+@pytest.mark.parametrize("module, direct, onward", CODE_EDITS, ids=[m for m, _, _ in CODE_EDITS])
+def test_editing_code_reruns_only_the_stages_that_run_it(repo, module, direct, onward):
+    """A line appended to a module: `dvc status` finds changed code in the stages that run it, and `snakemake -n`
+    plans those stages and everything after them, nothing before (editing a figure never retrains a model)."""
+    path = repo / "src" / "vanishing_gradients" / module
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"# an edit\n")
+        planned = set(planned_jobs(repo)) - {"all"}
+        assert planned == onward, planned
+        status = json.loads(run(repo, "dvc", "status", "--json").stdout)
+        assert {stage.split("@")[0] for stage in status} == direct, status
+    finally:  # the original bytes and time stamps: both tools see the committed state again
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert set(planned_jobs(repo)) - {"all"} == set()
+
+
 def test_report_renders_in_a_real_browser(repo):
-    """Debian's chromium opens the report: every figure loads, nothing is fetched from the network, no
-    console errors; a full-page screenshot is saved beside it."""
+    """Debian's chromium opens the report in a 1280 px window: every figure loads and has a caption, nothing
+    needs a sideways scroll (neither the page nor any box in it), headers are readable words rather than
+    column names, there is a contents list whose links all land, nothing is fetched from the network, no console
+    errors; a full-page screenshot is saved beside it."""
     pytest.importorskip("playwright", reason="pip install -e '.[test]' brings playwright")
     from playwright.sync_api import sync_playwright
     chromium = next((c for c in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(c).exists()), None)
@@ -107,19 +135,33 @@ def test_report_renders_in_a_real_browser(repo):
     errors, fetched = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: fetched.append(r.url))
         page.goto(html.as_uri(), wait_until="load")
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
         title = page.eval_on_selector("h1", "e => e.textContent")
+        # every element whose content is wider than its box (a scrollbar, or content cut off)
+        too_wide = page.evaluate("""() => [...document.querySelectorAll('*')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible'
+                         || e === document.documentElement && e.scrollWidth > window.innerWidth)
+            .map(e => `${e.tagName}.${e.className} ${e.scrollWidth} > ${e.clientWidth}`)""")
+        captions = page.eval_on_selector_all("img", "els => els.map(e => e.closest('figure')?.querySelector("
+                                             "'figcaption')?.textContent.trim().length || 0)")
+        headers = page.eval_on_selector_all("th", "els => els.map(e => e.textContent.trim())")
+        links = page.eval_on_selector_all("nav a", "els => els.map(a => a.getAttribute('href'))")
+        targets = [page.locator(link).count() for link in links]
         page.screenshot(path=str(repo / "summary_screenshot.png"), full_page=True)
         browser.close()
     assert len(images) >= 8 and all(done and w > 100 and h > 100 for done, w, h in images), images
     assert [url for url in fetched if not url.startswith(("file:", "data:"))] == []
     assert errors == []
     assert "Vanishing gradients" in title
+    assert too_wide == [], too_wide
+    assert all(length > 40 for length in captions), captions  # a sentence under every figure
+    assert headers and not [h for h in headers if re.fullmatch(r"\w+_\w+", h)], headers  # no raw column names
+    assert len(links) >= 8 and targets == [1] * len(links), (links, targets)
     assert (repo / "summary_screenshot.png").stat().st_size > 50_000
 
 

@@ -4,7 +4,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 from tensorboard.util import tensor_util
 
-from vanishing_gradients.events import EventWriter, read_events, tensorboard_buckets
+from vanishing_gradients.record.events import EventWriter, read_events, tensorboard_buckets
 
 
 def test_scalars_and_histograms_round_trip(tmp_path):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import spec_for
-from vanishing_gradients import jax_engine as je
-from vanishing_gradients import jax_init as ji
-from vanishing_gradients.jax_optimizers import hyperparameters
-from vanishing_gradients.jax_shuffle import shuffle_keys
-from vanishing_gradients.dataset import arrays, make_dataset
+from vanishing_gradients.train.jax import program as je
+from vanishing_gradients.train.jax import initializers as ji
+from vanishing_gradients.train.jax.optimizers import hyperparameters
+from vanishing_gradients.train.jax.shuffle import shuffle_keys
+from vanishing_gradients.core.data import arrays, make_dataset
 
 CASES = {  # study, optimizer, batch size, depths of the replicas (several: one program for mixed depths)
     # a batch narrower than a warp (7 rows: 8 threads), SGD with Nesterov momentum, depths 1-3 in one program

@@ -4,10 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vanishing_gradients import jax_model as jm
+from vanishing_gradients.core.extensions import ACTIVATIONS
+from vanishing_gradients.train.jax import model as jm
 
 
-@pytest.mark.parametrize("activation", sorted(jm.ACTIVATIONS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("shared, batch, mixed", [(False, 32, True), (True, 32, True), (False, 100, True),
                                                   (False, 32, False)],
                          ids=["own_rows", "shared_rows", "long_batch", "one_depth"])

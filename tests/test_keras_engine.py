@@ -4,10 +4,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vanishing_gradients.dataset import arrays, make_dataset
-from vanishing_gradients.keras_engine import (GradientRecorder, keras, recording_optimizer, tf, train_one,
+from vanishing_gradients.core.data import arrays, make_dataset
+from vanishing_gradients.train.keras import (GradientRecorder, keras, recording_optimizer, tf, train_one,
                                               validation_gradients)
-from vanishing_gradients.models import ModelSpec, build_keras_model, keras_optimizer
+from vanishing_gradients.core.models import ModelSpec
+from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
 
 TINY = ModelSpec(depth=2, width=3, activation="tanh", hidden_init="glorot_uniform", output_init="glorot_uniform")
 
@@ -93,7 +94,7 @@ def test_statistics_equal_independent_gradients(data, params):
 
 
 def test_diverging_model_is_recorded_not_raised(data, params):
-    from vanishing_gradients.run_events import diverged
+    from vanishing_gradients.record.runs import diverged
     train = {**params["train"], "epochs": 2}
     spec = dataclasses.replace(TINY, activation="relu")  # unbounded: an absurd step overflows to inf, then NaN
     out = train_one(spec, {"name": "sgd", "learning_rate": 1e30, "momentum": 0.9}, train,

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from vanishing_gradients.keras_engine import keras
+from vanishing_gradients.train.keras import keras
 from conftest import spec_for
-from vanishing_gradients.models import build_keras_model
+from vanishing_gradients.train.keras import build_keras_model
 
 
 @pytest.mark.parametrize("experiment, depth", [("shallow_tanh", 1), ("deep_tanh", 5), ("deep_relu", 5)])

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from vanishing_gradients import cli
-from vanishing_gradients.params import ParamsError, load, validate
+from vanishing_gradients.core.params import ParamsError, load, validate
 
 
 def test_repository_params_are_valid(params):
@@ -109,7 +109,7 @@ def test_unknown_study_is_an_error(params, tmp_path, capsys):
 
 
 def test_study_expansion(params):
-    from vanishing_gradients.study import n_models, variants
+    from vanishing_gradients.core.study import n_models, variants
     depth = variants(params, "depth_tanh_uniform")
     assert [v.depth for v in depth] == list(range(1, 26)) and {v.width for v in depth} == {5}
     assert depth[0].name == "tanh_uniform-d01-w05" and depth[0].seeds == tuple(range(1, 21))

@@ -1,13 +1,21 @@
-"""Snakemake and DVC declare the same stages with the same outputs; DVC's runs depend on the events settings
-Snakemake's RUN_EVENTS keeps; the Snakefile is lint-clean."""
+"""Snakemake and DVC declare the same stages with the same outputs; each stage depends on the package files it
+runs and on nothing else; DVC's runs depend on the events settings Snakemake's RUN_EVENTS keeps; the Snakefile is
+lint-clean."""
+import ast
+import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 from dvc.repo import Repo
 
 from conftest import LOCAL_ENV, ROOT
-from vanishing_gradients.params import SCHEMA
+from vanishing_gradients.core.params import SCHEMA
+
+PATHS, CODE = (lambda p: (p["paths"], p["code"]))(yaml.safe_load((ROOT / "workflow" / "paths.yaml").read_text()))
+PACKAGE = ROOT / PATHS["package"]
 
 
 def _snakemake(*args):
@@ -39,3 +47,79 @@ def test_runs_depend_on_every_events_setting_but_the_success_threshold():
     for stage in ("train", "gradients"):
         listed = {key.split(".", 1)[1] for key in stages[stage]["do"]["params"] if key.startswith("events")}
         assert listed == set(SCHEMA["properties"]["events"]["properties"]) - {"success_accuracy"}, stage
+
+
+def _module_file(dotted: str) -> Path:
+    base = PACKAGE.joinpath(*dotted.split(".")) if dotted else PACKAGE
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _imports(source: str, dotted: str, is_package: bool) -> set[str]:
+    """The package's modules that code imports, anywhere in it (a stage imports its own code lazily)."""
+    package = dotted if is_package else dotted.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("vanishing_gradients")):
+            if node.level:
+                parts = package.split(".") if package else []
+                module = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                module = node.module.removeprefix("vanishing_gradients").lstrip(".")
+            found.add(module)
+            found |= {f"{module}.{a.name}".lstrip(".") for a in node.names
+                      if _module_file(f"{module}.{a.name}".lstrip(".")).exists()}  # `from . import x`: a module
+    return found
+
+
+def stage_imports(stage: str) -> set[str]:
+    """The package files a stage runs: cli.py, its stage module and (report) the notebook, with everything they
+    import, the packages' __init__ files, and the data files a module reads (named in its source)."""
+    from vanishing_gradients.cli import STAGES
+
+    sources = {"cli": None, STAGES[stage][0]: None}
+    if stage == "report":
+        notebook = json.loads((ROOT / PATHS["notebook"]).read_text())
+        code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+        sources["report"] = code  # the notebook imports as an outsider would
+    seen, todo = set(), [(m, s) for m, s in sources.items()]
+    while todo:
+        module, source = todo.pop()
+        path = _module_file(module)
+        if source is None:
+            if module in seen or not path.exists():
+                continue
+            seen.add(module)
+            source = path.read_text()
+            parts = module.split(".") if module else []
+            todo += [(".".join(parts[:i]), None) for i in range(len(parts))]
+        todo += [(m, None) for m in _imports(source, module, path.name == "__init__.py")]
+    files = {_module_file(m) for m in seen}
+    files |= {data for f in files for data in f.parent.glob("*.yaml") if data.name in f.read_text()}
+    return {str(f.relative_to(PACKAGE)) for f in files}
+
+
+def _declared(entries: list) -> set[str]:
+    """paths.yaml's `code` entries as files (nested lists spliced, folders expanded)."""
+    files = set()
+    for entry in entries:
+        if isinstance(entry, list):
+            files |= _declared(entry)
+        elif (PACKAGE / entry).is_dir():
+            files |= {str(p.relative_to(PACKAGE)) for p in (PACKAGE / entry).rglob("*")
+                      if p.suffix in (".py", ".yaml")}
+        else:
+            files.add(entry)
+    return files
+
+
+@pytest.mark.parametrize("stage", ["params", "data", "train", "gradients", "metrics", "report"])
+def test_each_stage_depends_on_the_code_it_runs_and_nothing_else(stage):
+    """paths.yaml's `code` for a stage (what the Snakefile's rules take as input) is exactly the package files the
+    stage imports, and dvc.yaml's deps list the same entries."""
+    declared = _declared(CODE[stage])
+    assert declared == stage_imports(stage), (f"{stage}: declared but not run: {declared - stage_imports(stage)}; "
+                                              f"run but not declared: {stage_imports(stage) - declared}")
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    spec = stages[stage].get("do", stages[stage])
+    package = [d.removeprefix("${paths.package}/") for d in spec["deps"] if d.startswith("${paths.package}")]
+    assert _declared(package) == declared, stage

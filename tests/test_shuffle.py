@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from vanishing_gradients import jax_shuffle as js
+from vanishing_gradients.train.jax import shuffle as js
 
 
 def test_row_orders_are_permutations_whatever_the_batching():

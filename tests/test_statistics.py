@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vanishing_gradients import statistics as st
-from vanishing_gradients import theory
+from vanishing_gradients.analysis import summary as st
+from vanishing_gradients.analysis import theory
 
 
 def test_mean_interval_is_students_t():
@@ -78,7 +78,7 @@ def test_the_theory_excludes_non_zero_mean_weights():
 
 def test_claims_follow_the_intervals():
     """Each verdict follows the success rate's Wilson interval: above one half, below it, or across it."""
-    from vanishing_gradients import findings
+    from vanishing_gradients.analysis import findings
     seeds = pd.concat([_seeds({1: 1.0, 5: 0.1}, config="tanh_uniform"),
                        _seeds({5: 1.0, 15: 0.9, 20: 0.0}, config="relu_he"),
                        _seeds({5: 0.55}, config="tanh_uniform_adam")])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from vanishing_gradients import cli
-from vanishing_gradients.events import read_events
+from vanishing_gradients.record.events import read_events
 
 STUDY = "sweep"
 
@@ -101,13 +101,14 @@ def test_device_says_when_the_gpu_kernels_train(monkeypatch):
     """train.device's description, recorded in run.json and the report, names the GPU kernels when they train."""
     import jax
 
-    from vanishing_gradients import jax_engine, jax_train
+    from vanishing_gradients.train.jax import program as jax_engine
+    from vanishing_gradients.train.jax import groups as jax_train
     gpu = type("Device", (), {"platform": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})()
     monkeypatch.setattr(jax, "devices", lambda *backend: [gpu])
     for kernels, described in ((False, "gpu: NVIDIA H100 80GB HBM3"),
                                (True, "gpu: NVIDIA H100 80GB HBM3 with the GPU kernels (VGRAD_GPU_KERNELS=1)")):
         monkeypatch.setattr(jax_engine, "GPU_KERNELS", kernels)
-        assert jax_train.select_device("gpu") == (gpu, described)
+        assert jax_train.jax_device("gpu") == (gpu, described)
 
 
 def test_runs_carry_hparams_for_tensorboard(runs):

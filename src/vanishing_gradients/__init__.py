@@ -1,1 +1,1 @@
-"""A reproducible study of vanishing gradients in deep MLPs (see README.md and STUDY.md)."""
+"""A reproducible study of vanishing gradients in deep MLPs (see README.md and docs/)."""

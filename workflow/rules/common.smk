@@ -1,14 +1,14 @@
-# Shared by every rule: paths, validated parameters, and the package sources rules depend on.
+# Shared by every rule: paths, validated parameters, and the package files each rule runs.
 import glob
 import os
 
 import yaml
 
-from vanishing_gradients.params import ParamsError, load, validate
+from vanishing_gradients.core.params import ParamsError, load, validate
 
 
 with open("workflow/paths.yaml") as f:
-    PATHS = yaml.safe_load(f)["paths"]
+    PATHS, CODE = (lambda paths: (paths["paths"], paths["code"]))(yaml.safe_load(f))
 
 
 
@@ -32,7 +32,21 @@ STUDIES = list(config["studies"])
 # The events settings that runs and their tables are made with: all but success_accuracy, which only the
 # metrics read (changing it re-runs the metrics and the report, not the training). dvc.yaml lists the same.
 RUN_EVENTS = {key: value for key, value in config["events"].items() if key != "success_accuracy"}
-PACKAGE_FILES = sorted(glob.glob(f"{PATHS['package']}/*.py") + glob.glob(f"{PATHS['package']}/*.yaml"))
+
+
+def flat(entries):
+    """paths.yaml's `code` entries with the shared lists spliced in."""
+    return [e for entry in entries for e in (flat(entry) if isinstance(entry, list) else [entry])]
+
+
+def stage_code(stage):
+    """The package files `stage` runs (paths.yaml `code`), a folder as every .py and .yaml file in it."""
+    files = []
+    for entry in flat(CODE[stage]):
+        path = f"{PATHS['package']}/{entry}"
+        files += sorted(glob.glob(f"{path}/**/*.py", recursive=True) + glob.glob(f"{path}/**/*.yaml", recursive=True)) \
+            if os.path.isdir(path) else [path]
+    return files
 
 
 def study_params(wildcards):

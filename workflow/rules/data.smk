@@ -1,7 +1,7 @@
 rule params:
     input:
         params=PATHS["params"],
-        code=PACKAGE_FILES,
+        code=stage_code("params"),
     output:
         PATHS["resolved_params"],
     params:
@@ -16,7 +16,7 @@ rule params:
 
 rule data:
     input:
-        code=PACKAGE_FILES,
+        code=stage_code("data"),
     output:
         csv=PATHS["dataset"],
         plot=PATHS["dataset_plot"],

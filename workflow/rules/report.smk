@@ -1,7 +1,7 @@
 rule metrics:
     input:
         tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
-        code=PACKAGE_FILES,
+        code=stage_code("metrics"),
     output:
         metrics=PATHS["metrics"],
         plots=directory(PATHS["plots"]),
@@ -30,7 +30,7 @@ rule report:
         plots=PATHS["plots"],
         tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
         runs=expand(f"{PATHS['runs']}/{{study}}", study=STUDIES),
-        code=PACKAGE_FILES,
+        code=stage_code("report"),
     output:
         PATHS["report"],
     params:

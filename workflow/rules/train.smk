@@ -1,7 +1,7 @@
 rule train:
     input:
         data=PATHS["dataset"],
-        code=PACKAGE_FILES,
+        code=stage_code("train"),
     output:
         directory(f"{PATHS['runs']}/{{study}}"),
     params:
@@ -25,7 +25,7 @@ rule train:
 rule gradients:
     input:
         runs=f"{PATHS['runs']}/{{study}}",
-        code=PACKAGE_FILES,
+        code=stage_code("gradients"),
     output:
         directory(f"{PATHS['tables']}/{{study}}"),
     params:

@@ -1,0 +1,66 @@
+"""Stage `data`: the two-circles dataset (docs/study.md): make_circles, MinMaxScaler(-1, 1), first rows train."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import make_circles
+from sklearn.preprocessing import MinMaxScaler
+
+from .fileio import atomic_path
+from .provenance import say
+
+COLUMNS = ["x1", "x2", "y", "split"]
+
+
+def make_dataset(data_params: dict) -> pd.DataFrame:
+    """One row per point: scaled features x1, x2, label y, split 'train' | 'test'."""
+    x, y = make_circles(n_samples=data_params["n_samples"], noise=data_params["noise"],
+                        random_state=data_params["random_state"])
+    n_train = data_params["n_train"]
+    fit_rows = x if data_params["scaler_fit"] == "all" else x[:n_train]
+    x = MinMaxScaler(feature_range=(-1, 1)).fit(fit_rows).transform(x)  # (n_samples, 2)
+    split = np.where(np.arange(len(x)) < n_train, "train", "test")
+    return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": y.astype(np.int64), "split": split})
+
+
+def read_dataset(path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    if list(frame.columns) != COLUMNS:
+        raise ValueError(f"{path}: expected columns {COLUMNS}, found {list(frame.columns)}")
+    return frame
+
+
+def arrays(frame: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, 2) float32 and labels (n, 1) float32 of one split, in file order."""
+    part = frame[frame["split"] == split]
+    return (part[["x1", "x2"]].to_numpy(np.float32),
+            part[["y"]].to_numpy(np.float32))
+
+
+def plot_dataset(frame: pd.DataFrame, path, noise: float) -> None:
+    """Scatter of the points coloured by class, train and test side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharex=True, sharey=True)
+    for ax, split in zip(axes, ["train", "test"]):
+        part = frame[frame["split"] == split]
+        for label, colour in [(0, "tab:blue"), (1, "tab:orange")]:
+            rows = part[part["y"] == label]
+            ax.scatter(rows["x1"], rows["x2"], s=8, c=colour, label=f"class {label}")
+        ax.set(title=f"{split} set ({len(part)} points)", xlabel="x1 (scaled)", ylabel="x2 (scaled)", aspect="equal")
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"Two circles: make_circles(noise={noise}), scaled to [-1, 1]")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def run(args, params: dict, record: dict) -> None:
+    """Stage `data`: write the dataset's CSV and its scatter plot."""
+    frame = make_dataset(params["data"])
+    with atomic_path(args.out_csv) as csv, atomic_path(args.out_plot) as png:
+        frame.to_csv(csv, index=False, float_format="%.17g")
+        plot_dataset(frame, png, params["data"]["noise"])
+    say("data", f"{len(frame)} points ({(frame['split'] == 'train').sum()} train) -> {args.out_csv}")

@@ -1,0 +1,52 @@
+"""Where results came from: package versions, git commit, and how long each stage took."""
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import time
+from contextlib import contextmanager, suppress
+from importlib import metadata
+
+from .fileio import write_json
+
+PACKAGES = ["vanishing-gradients", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "keras", "tensorboard", "numpy",
+            "scipy", "scikit-learn", "pandas", "matplotlib", "snakemake", "dvc", "papermill", "nbconvert"]
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the results depend on (absent ones left out)."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        with suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def git_commit() -> str:
+    """HEAD's commit, with '+dirty' when the work tree differs from it; 'unknown' outside git."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def say(stage: str, message: str) -> None:
+    """A progress line in the stage's log: time, stage, message."""
+    print(f"[{time.strftime('%H:%M:%S')} {stage}] {message}", flush=True)
+
+
+@contextmanager
+def timed(stage: str, path, **extra):
+    """Record a stage's wall time (and `extra`, updatable by the caller) in JSON at `path`."""
+    start = time.time()
+    record = {"stage": stage, "host": socket.gethostname(), **extra}
+    yield record
+    record["wall_s"] = round(time.time() - start, 3)
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if path is not None:
+        write_json(path, record)

@@ -1,0 +1,108 @@
+"""A variant's event files, the same for both engines, written from its per-seed arrays:
+
+    <study>/<variant>/              mean over the seeds that did not diverge: model statistics every
+                                    epoch, per-layer statistics every `events.stats_freq` epochs
+    <study>/<variant>/seed_<n>/     the seed's final metrics, epochs to reach the target accuracy and
+                                    whether it diverged; detail seeds also their own statistics and
+                                    histograms
+Each run carries an hparams summary so TensorBoard's HParams dashboard can compare variants.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .events import EventWriter
+from ..core.statistics import (LAYER_STATISTICS, MODEL, MODEL_STATISTICS, histogram_epochs,
+                       stats_epochs)
+from ..core.study import Variant
+
+FINAL_PREFIX = "final_"
+SEED_STATISTICS = ("epochs_to_target", "diverged")  # per seed, at the last epoch, with the final_* ones
+SEED_DIR = "seed_{seed}"
+
+
+def seed_dir(variant_dir: str | Path, seed: int) -> Path:
+    return Path(variant_dir) / SEED_DIR.format(seed=seed)
+
+
+def diverged(history: np.ndarray, final: np.ndarray) -> np.ndarray:
+    """(seeds,) whether any loss, of an epoch or final, is not finite: a result, not an error."""
+    rows = [MODEL["loss_train"], MODEL["loss_test"]]
+    losses = np.concatenate([history[:, rows].reshape(-1, history.shape[-1]), final[rows]])
+    return ~np.all(np.isfinite(losses), axis=0)
+
+
+def epochs_to_target(history: np.ndarray, target: float) -> np.ndarray:
+    """(seeds,) first epoch (1-based) whose test accuracy is at least `target`; NaN if none."""
+    reached = history[:, MODEL["accuracy_test"]] >= target  # (epochs, seeds)
+    return np.where(reached.any(axis=0), reached.argmax(axis=0) + 1.0, np.nan)
+
+
+def hparams(variant: Variant, train: dict, seed: int | None = None) -> dict:
+    """A run's settings as TensorBoard hparams (numbers and strings)."""
+    def init(i):
+        return i if isinstance(i, str) else f"{i['name']}({i['minval']}, {i['maxval']})"
+    spec = variant.spec
+    values = {"study": variant.study, "variant": variant.name, "config": variant.config, "depth": spec.depth,
+              "width": spec.width, "activation": spec.activation, "hidden_init": init(spec.hidden_init),
+              "output_init": init(spec.output_init), "engine": train["engine"], "epochs": train["epochs"],
+              "batch_size": train["batch_size"], **{f"optimizer_{k}": v for k, v in variant.optimizer.items()}}
+    return values | ({"seed": seed} if seed is not None else {"n_seeds": len(variant.seeds)})
+
+
+def defined(statistic: str, layer: str, epoch: int) -> bool:
+    """Whether a per-layer statistic exists there (else it is never written, rather than written as NaN)."""
+    entry = LAYER_STATISTICS[statistic]
+    return not ((entry.hidden_only and layer == "output") or (entry.after_training and epoch == 0))
+
+
+def _write_statistics(writer: EventWriter, layers: list[str], history: np.ndarray, layer_stats: np.ndarray,
+                      train: dict, events: dict) -> None:
+    """history (epochs, 4), layer_stats (stats epochs, 6, L) of one run (a seed, or a mean over seeds);
+    NaN is written as NaN (a diverged run), so every run holds the same records."""
+    for epoch, row in enumerate(history, 1):
+        for statistic, value in zip(MODEL_STATISTICS, row):
+            writer.scalar(statistic, value, epoch)
+    for epoch, per_statistic in zip(stats_epochs(train["epochs"], events["stats_freq"]), layer_stats):
+        for statistic, per_layer in zip(LAYER_STATISTICS, per_statistic):
+            for layer, value in zip(layers, per_layer):
+                if defined(statistic, layer, epoch):
+                    writer.scalar(f"{statistic}/{layer}", value, epoch)
+
+
+def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict, events: dict) -> list[dict]:
+    """Write the variant's event files; returns per seed its final metrics, epochs to target, divergence."""
+    history, final, stats = arrays["history"], arrays["final"], arrays["layer_stats"]
+    lost = diverged(history, final)
+    to_target = epochs_to_target(history, events["target_accuracy"])
+    layers = variant.spec.layer_names
+    writer = EventWriter(variant_dir)
+    writer.hparams(hparams(variant, train), f"{variant.study}/{variant.name}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # every seed diverged: the mean is NaN, not written
+        kept = ~lost
+        _write_statistics(writer, layers, np.nanmean(np.where(kept, history, np.nan), axis=-1),
+                          np.nanmean(np.where(kept, stats, np.nan), axis=-1), train, events)
+    writer.close()
+    seeds = []
+    for k, seed in enumerate(variant.seeds):
+        writer = EventWriter(seed_dir(variant_dir, seed))
+        writer.hparams(hparams(variant, train, seed), f"{variant.study}/{variant.name}/seed_{seed}")
+        summary = {**dict(zip(MODEL_STATISTICS, final[:, k].tolist())),
+                   "epochs_to_target": float(to_target[k]), "diverged": bool(lost[k])}
+        for statistic, value in zip([FINAL_PREFIX + s for s in MODEL_STATISTICS] + list(SEED_STATISTICS),
+                                    [*final[:, k], to_target[k], float(lost[k])]):
+            writer.scalar(statistic, value, train["epochs"])
+        if k < arrays["hist_counts"].shape[-2]:  # a detail seed
+            _write_statistics(writer, layers, history[..., k], stats[..., k], train, events)
+            counts, ranges = arrays["hist_counts"][..., k, :], arrays["hist_ranges"][..., k, :]  # (H, L, 2, .)
+            for h, epoch in enumerate(histogram_epochs(train["epochs"], events["histogram_freq"])):
+                for i, layer in enumerate(layers):
+                    for j, kind in enumerate(("grad_val", "kernel")):
+                        writer.histogram_counts(f"{kind}/{layer}", *ranges[h, i, j], counts[h, i, j], epoch)
+        writer.close()
+        seeds.append({"seed": seed, **summary})
+    return seeds

@@ -1,0 +1,78 @@
+"""The train stage on the fast engine: a study's variants grouped into as few compiled programs as
+their shapes allow, each program training every seed of its variants at once."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from . import program
+from ...core.study import Variant
+
+DEPTH_BAND = 5  # variants whose depths fall in one band of 5 share a program, padded to its deepest:
+                # fewer, larger programs (less per-op overhead and compiling) against at most 4 idle layers
+
+
+def jax_device(device: str):
+    """The JAX device for train.device, and a description of it (which says when the GPU kernels train)."""
+    import jax
+
+    if device == "cpu":
+        chosen = jax.devices("cpu")[0]
+    else:
+        chosen = jax.devices()[0]  # the default backend: a GPU when JAX sees one
+        if device == "gpu" and chosen.platform != "gpu":
+            raise RuntimeError("train.device is 'gpu' but JAX sees no GPU")
+    kernels = " with the GPU kernels (VGRAD_GPU_KERNELS=1)" if chosen.platform == "gpu" and program.GPU_KERNELS else ""
+    kind = "" if chosen.device_kind.lower() == chosen.platform else f": {chosen.device_kind}"
+    return chosen, f"{chosen.platform}{kind}{kernels}"
+
+
+def program_key(variant: Variant) -> tuple:
+    """Variants with equal keys train in one program: same width, activation and optimiser kind."""
+    opt = variant.optimizer
+    return (variant.width, variant.spec.activation, opt["name"], opt.get("nesterov", False),
+            (variant.depth - 1) // DEPTH_BAND)
+
+
+def groups(variants: list[Variant]) -> list[list[Variant]]:
+    by_key: dict[tuple, list[Variant]] = {}
+    for variant in variants:
+        by_key.setdefault(program_key(variant), []).append(variant)
+    return list(by_key.values())
+
+
+def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[Variant, dict]]:
+    """Each variant's share of a program's arrays, its layers only (hidden 1..depth, output)."""
+    start, d_start = 0, 0
+    for variant in group:
+        k, d = len(variant.seeds), min(detail_seeds, len(variant.seeds))
+        layers = list(range(variant.depth)) + [-1]
+        yield variant, {
+            "history": out["history"][..., start:start + k],  # (epochs, 4, seeds)
+            "final": out["final"][:, start:start + k],  # (4, seeds)
+            "layer_stats": out["layer_stats"][:, :, layers, start:start + k],  # (stats epochs, 6, L, seeds)
+            "hist_counts": out["hist_counts"][:, layers, :, d_start:d_start + d],  # (H, L, 2, detail, BUCKETS)
+            "hist_ranges": out["hist_ranges"][:, layers, :, d_start:d_start + d]}  # (H, L, 2, detail, 2)
+        start, d_start = start + k, d_start + d
+
+
+def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device,
+                 log) -> Iterator[tuple[Variant, dict]]:
+    """Train every seed of every variant; yields (variant, arrays with the seed axis last)."""
+    import jax
+
+    for i, group in enumerate(groups(variants), 1):
+        specs, seeds, optimizers, detail = [], [], [], []
+        for variant in group:
+            detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
+            specs += [variant.spec] * len(variant.seeds)
+            seeds += list(variant.seeds)
+            optimizers += [variant.optimizer] * len(variant.seeds)
+        first = group[0]
+        cfg = program.Training(first.spec.activation, first.optimizer["name"], train["epochs"], train["batch_size"],
+                          train["threshold"], events["stats_freq"], events["histogram_freq"],
+                          first.optimizer.get("nesterov", False))
+        log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
+            f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
+        with jax.default_device(device):
+            out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=train["chunk"])
+        yield from split(out, group, events["detail_seeds"])

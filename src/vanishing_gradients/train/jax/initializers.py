@@ -1,0 +1,53 @@
+"""The fast engine's initial weights, by Keras's initialiser rules (core/extensions.py's INITIALIZERS), as
+functions of each replica's seed alone (never of its company)."""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...core.extensions import bounds
+from ...core.models import ModelSpec
+
+
+def _distinct(inits: list) -> tuple[list, np.ndarray]:
+    """The distinct initialisers among the replicas' (K,), and each replica's index into them: bounds are
+    then computed once per distinct one (a program may hold 100,000 replicas)."""
+    index = {}
+    codes = [index.setdefault(id(i), len(index)) for i in inits]
+    distinct = {code: i for i, code in zip(inits, codes)}
+    return [distinct[c] for c in range(len(distinct))], np.asarray(codes)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _draw(fan_in: int, fan_out: int, keys, fold, low, high, active):
+    """One layer's kernels (fan_in, fan_out, K): replica k's from fold_in(its key, fold[k]), uniform in
+    [low[k], high[k]) as jax.random.uniform(minval, maxval) computes it; zeros where not `active`."""
+    u = jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (fan_in, fan_out)))(keys, fold)
+    kernel = jnp.maximum(low[:, None, None], u * (high - low)[:, None, None] + low[:, None, None])
+    return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1)
+
+
+def init_params(specs: list[ModelSpec], seeds,
+                n_hidden: int | None = None) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
+    """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
+    padded to `n_hidden` (default: the deepest): hidden layers 1..n_hidden, then the output layer.
+    Replica k's layer i is drawn from its seed and i alone (its output layer from its own depth), so a
+    replica starts the same in any company; layers beyond its depth are zeros and never used."""
+    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+    depths = np.asarray([s.depth for s in specs])
+    n_hidden, width = n_hidden or int(depths.max()), specs[0].width
+    shapes = [(specs[0].n_inputs, width)] + [(width, width)] * (n_hidden - 1) + [(width, 1)]
+    hidden_inits, output_inits = _distinct([s.hidden_init for s in specs]), _distinct([s.output_init for s in specs])
+
+    def layer(i, fold, inits, active):
+        fan_in, fan_out = shapes[i]
+        distinct, codes = inits
+        limits = np.asarray([bounds(init, fan_in, fan_out) for init in distinct], np.float32)[codes]  # (K, 2)
+        kernel = _draw(fan_in, fan_out, keys, fold, limits[:, 0], limits[:, 1], active)
+        return kernel, jnp.zeros((fan_out, len(specs)))
+
+    params = [layer(i, np.full(len(specs), i), hidden_inits, i < depths) for i in range(n_hidden)]
+    return params + [layer(n_hidden, depths, output_inits, depths >= 0)]
