@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KERAS_S_PER_MODEL = 31  # STUDY.md: one 500-epoch model.fit of the depth-1 model on this machine (deeper: more)
+KERAS_S_PER_MODEL = 31  # benchmarks/README.md: one 500-epoch model.fit of the depth-1 model on this machine (deeper: more)
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
         print(f"  {stage:10s} {seconds:7.1f} s (sum over its jobs)")
     estimate_h = n_models * KERAS_S_PER_MODEL / 3600
     print(f"model.fit one model after another: at least {estimate_h:.0f} hours "
-          f"({KERAS_S_PER_MODEL} s per model, STUDY.md)")
+          f"({KERAS_S_PER_MODEL} s per model, benchmarks/README.md)")
     print(json.dumps({"end_to_end_s": round(elapsed, 1), "n_models": n_models, "results_mb": round(results_mb, 1),
                       "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
                       "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))

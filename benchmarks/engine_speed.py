@@ -6,7 +6,7 @@
 P1: one depth-5 width-5 model, 500 epochs: Keras `model.fit` time / fast-engine time (compile
     excluded and included). P2: CPU throughput at 1,000 replicas, in runs of `--p2-chunk` that go side
     by side, one per core. P3: GPU throughput at 10,000 and 100,000 replicas, depth 5 and 20, each in
-    one run (with the GPU kernels where VGRAD_GPU_KERNELS=1, see jax_engine.py). The fast engine
+    one run (with the GPU kernels where VGRAD_GPU_KERNELS=1, see train/jax/program.py). The fast engine
     computes per-layer statistics every `--stats-freq` epochs (validation and training gradient means,
     kernel L1 norms, update ratios, saturated and dead shares) and one replica's histograms every
     `--histogram-freq` epochs, as a study's detail seed (defaults: the study's own 10 and 50). Each part

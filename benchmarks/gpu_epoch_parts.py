@@ -1,9 +1,9 @@
-"""Where a P3 epoch's time goes on the GPU kernels' path: each part of an epoch of jax_engine._program, run on
+"""Where a P3 epoch's time goes on the GPU kernels' path: each part of an epoch of train/jax/program.py's _program, run on
 its own (jitted, the median of `--repeats` calls after one that compiles), as a share of their sum.
 
     python benchmarks/gpu_epoch_parts.py --depth 5 --replicas 100000      # on a GPU machine (see gpu_check.sh)
 
-Parts: the row orders (jax_shuffle), each replica's batches gathered into the kernels' layout, the training
+Parts: the row orders (train/jax/shuffle.py), each replica's batches gathered into the kernels' layout, the training
 steps, validation loss and accuracy, the statistics of a statistics epoch (validation gradients, unit states)
 and the detail replica's histograms (XLA). Per epoch, statistics count 1/--stats-freq and histograms
 1/--histogram-freq, as in P3. Off a GPU the kernels are interpreted: only for checking the script.

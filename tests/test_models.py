@@ -1,4 +1,4 @@
-"""Each model is the one STUDY.md describes: layers, activations, initialiser ranges, zero biases."""
+"""Each model is the one docs/study.md describes: layers, activations, initialiser ranges, zero biases."""
 import math
 
 import numpy as np

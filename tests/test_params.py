@@ -64,6 +64,12 @@ BAD = {
     "missing required key": (lambda p: _delete(p, ["train", "batch_size"]), "batch_size"),
     "momentum for adam": (lambda p: _set(p, ["train", "optimizer"], {"name": "adam", "learning_rate": 0.01,
                                                                       "momentum": 0.9}), "train.optimizer.momentum"),
+    "uniform init without maxval": (
+        lambda p: _set(p, ["configs", "tanh_uniform", "hidden_init"], {"name": "random_uniform", "minval": 0}),
+        "configs.tanh_uniform.hidden_init"),
+    "a bare initialiser given settings": (
+        lambda p: _set(p, ["configs", "relu_he", "hidden_init"], {"name": "he_uniform", "minval": 0}),
+        "configs.relu_he.hidden_init"),
     "uniform init with maxval <= minval": (
         lambda p: _set(p, ["configs", "tanh_uniform", "hidden_init"],
                        {"name": "random_uniform", "minval": 1, "maxval": 0}),

@@ -123,3 +123,14 @@ def test_each_stage_depends_on_the_code_it_runs_and_nothing_else(stage):
     spec = stages[stage].get("do", stages[stage])
     package = [d.removeprefix("${paths.package}/") for d in spec["deps"] if d.startswith("${paths.package}")]
     assert _declared(package) == declared, stage
+
+
+def test_readme_results_are_the_committed_metrics():
+    """The README's results tables are what `python -m vanishing_gradients.readme` writes from results/metrics.json."""
+    from vanishing_gradients import readme
+
+    text = (ROOT / "README.md").read_text()
+    metrics = json.loads((ROOT / PATHS["metrics"]).read_text())
+    assert readme.updated(text, metrics) == text, "run: python -m vanishing_gradients.readme"
+    assert readme.results_markdown(metrics) in text
+    assert len(text.encode()) < 8_000

@@ -1,4 +1,4 @@
-"""Each replica's per-epoch row orders (jax_shuffle): permutations, uniform, of its seed and epoch alone,
+"""Each replica's per-epoch row orders (train/jax/shuffle.py): permutations, uniform, of its seed and epoch alone,
 the same on every backend."""
 import jax.numpy as jnp
 import numpy as np

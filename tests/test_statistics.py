@@ -96,4 +96,29 @@ def test_claims_follow_the_intervals():
     assert verdicts["Extension 1: does deep tanh learn with Xavier (Glorot) init?"] == "not measured"
     assert verdicts["Extension 2: does deep tanh (uniform init) learn with Adam?"] == "inconclusive"  # 11/20
     adam = "Extension 2: does deep tanh (uniform init) learn with Adam?"
-    assert "11/20" in claims.loc[adam, "measured (95% intervals)"]
+    assert "11 of 20 seeds succeed" in claims.loc[adam, "measured (95% intervals)"]
+    sentences = findings.sentences(claims.reset_index())
+    assert len(sentences) == len(claims) and "?." not in " ".join(sentences)
+    assert sentences[0].startswith("**Reproduced**: 1 tanh layer, uniform(0, 1) init, learns. We measured test accuracy")
+    assert [s for s in sentences if s.startswith(adam)] == [s for s in sentences if "Adam?" in s]  # asked, answered
+    assert any(s.startswith(f"{adam} **Inconclusive**: ") for s in sentences)
+
+
+def test_theory_beside_the_measurement():
+    """compare() sets each zero-mean config's measured gradient profile at initialisation (relative to the last
+    hidden layer) beside the mean-field prediction, and its depth scale beside the trainable depth."""
+    params = {"configs": {"relu_he": {"activation": "relu", "hidden_init": "he_uniform"},
+                          "tanh_uniform": {"activation": "tanh",
+                                           "hidden_init": {"name": "random_uniform", "minval": 0.0, "maxval": 1.0}}}}
+    summary = pd.DataFrame([{"config": c, "width": 5, "depth": d} for c in params["configs"] for d in (1, 5)])
+    trainable = pd.DataFrame([{"config": c, "width": 5, "depth": 5.0, "low": 1.0, "high": 5.0, "max_depth_tried": 5}
+                              for c in params["configs"]])
+    layers = pd.DataFrame([{"variant": "relu_he-d05-w05", "epoch": 0, "layer": f"hidden_{i}", "layer_index": i,
+                            "value": 2.0 ** -i} for i in range(1, 6)])
+    measured, predicted, rows = theory.compare(params, summary, trainable, layers, 0.3)
+    assert list(measured) == ["relu_he, depth 5"]  # tanh_uniform's weights are not zero-mean: no theory
+    np.testing.assert_allclose(measured["relu_he, depth 5"].to_numpy(), [16, 8, 4, 2, 1])
+    assert [r["config"] for r in rows] == ["relu_he"] and rows[0]["xi"] == math.inf
+    gap = theory.gaps(measured, predicted)["relu_he, depth 5"]
+    expected = np.mean(np.abs(np.log10(np.array([16, 8, 4, 2, 1]) / predicted["relu_he, depth 5"])))
+    assert gap == pytest.approx(expected)

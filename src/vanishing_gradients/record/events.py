@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-# With TensorFlow installed, the tensorboard package imports it (seconds, half a GB) to open files;
+# With TensorFlow installed, the tensorboard package imports it (slow, and large in memory) to open files;
 # `tensorboard.compat.notf` is its own switch to use its built-in file layer instead, as without TF.
 sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
@@ -92,7 +92,7 @@ class EventWriter:
 
 def tensorboard_buckets(values: np.ndarray, buckets: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """Counts (buckets,) and range (2,) of equal-width buckets from min to max, as TensorBoard buckets
-    (and as jax_statistics.histogram does in the program); one distinct value fills the last bucket."""
+    (and as train/jax/statistics.py's histogram does in the program); one distinct value fills the last bucket."""
     values = np.asarray(values, np.float32).ravel()
     low, high = values.min(), values.max()
     width = (high - low) / np.float32(buckets)

@@ -40,7 +40,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
         def run():
             for variant in todo:
                 per_seed = []
-                for k, seed in enumerate(variant.seeds):  # a model takes ~30 s: say so after each one
+                for k, seed in enumerate(variant.seeds):  # a model.fit is slow: say so after each one
                     start = time.perf_counter()
                     per_seed.append(keras_engine.train_one(variant.spec, variant.optimizer, train, events, data,
                                                            seed, detail=k < events["detail_seeds"]))

@@ -5,11 +5,9 @@ Arrays keep the replica axis last (minor): a layer's values are (batch, units, K
 the batch rows rather than as batched matrix products: XLA fuses each chain into one loop vectorised
 across replicas, where a batched product of K tiny matrices costs a library call and layout copies
 per replica. The backward pass is written out too: derived by autodiff, the chains' gradients became
-many small reductions, slower than the batched products. At 500 replicas of depth 5 on one core, 16
-steps take about 11 ms this way, against 24 ms with einsum and jax.grad. On a GPU the chains were
-faster too (H100, 16 steps at 100,000 replicas: depth 5 in 41 ms against 46 ms with einsum at JAX's
-default TF32 precision, depth 20 in 177 against 184 ms). It computes what JAX's rules give (tests
-compare it with jax.grad, and the engine with Keras).
+many small reductions, slower than the batched products. Written this way, a step is about twice as fast
+on a CPU as with einsum and jax.grad, and faster on a GPU too (benchmarks/README.md). It computes what
+JAX's rules give (tests compare it with jax.grad, and the engine with Keras).
 """
 from __future__ import annotations
 
@@ -82,10 +80,9 @@ def forward(params, x, activation, top=None, hidden=False):
     The layers after the first run as a scan, unrolled when every replica has the full depth (`top` is
     None). Unrolled, XLA fuses chains of operations across layers; but where the output layer reads a
     different layer per replica, it fused cheap activations (ReLU) of many layers into that read and
-    recomputed them (a 15-layer ReLU step ran 9x slower), so there a ReLU scan stays rolled and each
+    recomputed them (a deep ReLU step ran many times slower), so there a ReLU scan stays rolled and each
     layer's output is computed once. Tanh and sigmoid are not recomputed: their mixed-depth scans are
-    unrolled up to UNROLLED_LAYERS (CPU, 100 replicas of depths 6-10: 1.8x faster; 16-20: 1.16x), beyond
-    which the gain was gone and the compile time still grew.
+    unrolled up to UNROLLED_LAYERS, beyond which the gain was gone and the compile time still grew.
     """
     act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
     first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)

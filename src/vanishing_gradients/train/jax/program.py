@@ -28,8 +28,8 @@ def _default_xla_flag(name: str, value) -> None:
 # keeps every core busy (one program's threading leaves cores idle).
 _default_xla_flag("xla_force_host_platform_device_count", os.cpu_count())
 # On CPU, 512-bit vector instructions where the processor has them (AVX-512): XLA's default of 256 bits left
-# half of each register unused in the loops across replicas (2-core AMD EPYC: P2 25,400-25,700 -> 28,400-28,600
-# model-epochs/s). Without AVX-512 it is only a preference (capped at AVX2 there, an epoch took as long as before).
+# half of each register unused in the loops across replicas. Without AVX-512 it is only a preference (capped at
+# AVX2 there). Figures: benchmarks/README.md.
 _default_xla_flag("xla_cpu_prefer_vector_width", 512)
 # Compiled programs are kept on disk (JAX's persistent cache) and reused by any job that builds the same
 # one: studies of one shape differ only in their arrays, and a re-run after a parameter change that does
@@ -83,7 +83,7 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted); with `kernels`,
     the hot loops run as the GPU kernels of gpu_kernels.py (interpreted off a GPU), else as XLA's fusions.
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
-    shallower, see jax_model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
+    shallower, see model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
     keys or (epochs, n_train, K) permutations."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, B = x_train.shape[0], cfg.batch_size
@@ -109,7 +109,7 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
             grads = val_grads(chosen, val, act, detail_top) if D else None
             return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
     else:
-        # on a GPU all rows at once, as before: passes of a few rows are not measured there yet (see pass_rows)
+        # on a GPU all rows at once: the cache argument for passes of a few rows (pass_rows) is a CPU's
         rows = pass_rows(params[0][1].size) if platform == "cpu" else None
         evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, top, cfg.threshold, rows)
 
@@ -150,7 +150,7 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
         rows, bmask = batch  # (B, K): each replica's rows in this batch; (B,)
         # Gathered here rather than for the whole epoch: sliced from an epoch's gathered batches, the input
         # reached the first layer through a dynamic slice that XLA fused into that layer's loop, which then
-        # ran 10x slower than the other layers (CPU, 500 replicas: 16 steps in 11.2 ms against 8.9 ms).
+        # ran several times slower than the other layers.
         x, y = jnp.moveaxis(x_train[rows], -1, 1), y_train[rows]  # (B, n_in, K), (B, K)
         losses, logits, grads = loss_and_grads(params, x, y, bmask, act, top)
         correct = jnp.sum(((jax.nn.sigmoid(logits) > cfg.threshold) == (y > 0.5)) * bmask[:, None], axis=0)
@@ -195,8 +195,8 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
 
 # On CPU without XLA's loop-invariant code motion: it hoisted broadcasts of arrays that do not change inside a
 # loop (the validation rows, the weights while the validation batches run) out of it, so that each pass read
-# them materialised, (rows, width, K) floats, instead of computing them in registers. P2 (CPU, 2 x 500
-# replicas): 34,400 -> 37,400 model-epochs/s. Not measured on a GPU, where validation was not slow.
+# them materialised, (rows, width, K) floats, instead of computing them in registers. Kept on a GPU, where
+# validation was not slow.
 _COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3),
                             compiler_options={"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}),
              "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}

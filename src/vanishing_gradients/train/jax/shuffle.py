@@ -43,8 +43,8 @@ def _bitonic(columns: jnp.ndarray) -> jnp.ndarray:
     """(N, M), N a power of two -> each of the M columns (one per replica) sorted ascending by a bitonic network.
 
     Its N log2(N)^2 / 4 compare-exchanges are fixed in advance, so each stage is an elementwise min and max,
-    vectorised across the columns: on CPU, 500 columns of 500 keys took 1.4 ms against 4.6 ms for XLA's sort,
-    which sorts one replica at a time (plus 0.9 ms to transpose its result into the batches' layout)."""
+    vectorised across the columns, where XLA's sort on a CPU sorts one replica at a time and its result then
+    needs transposing into the batches' layout (faster by several times; benchmarks/README.md)."""
     n, m = columns.shape
     size = 2
     while size <= n:  # merge sorted runs of size / 2 into runs of `size`
@@ -62,8 +62,7 @@ def _bitonic(columns: jnp.ndarray) -> jnp.ndarray:
 
 
 def _sort(columns: jnp.ndarray, platform: str) -> jnp.ndarray:
-    """(n, M) distinct keys -> each column sorted ascending: on a GPU by XLA's sort along the minor axis (how
-    the GPU sorted its row orders before, 2.4 ms for 100,000 replicas; these keys not yet measured there),
+    """(n, M) distinct keys -> each column sorted ascending: on a GPU by XLA's sort along the minor axis,
     elsewhere by the network, whose columns are padded to a power of two with LARGEST_KEY (never a real key:
     a real key's low bits hold a position below n, and n is below the padded size whenever there is padding)."""
     if platform == "gpu":

@@ -75,12 +75,10 @@ def val_grads(params, val, activation, top):
 
 
 def pass_rows(units: int) -> int:
-    """Rows per forward pass on CPU for layers of `units` activations per row (width x replicas). One core, 100
-    epochs of depth-5 width-5 replicas: 500 replicas took 2.16 s with all 500 rows at once (5 MB per layer)
-    and 2.08 s in passes of 32 rows, and P2 (two runs of 500 side by side, sharing the cache) went from
-    49,500-51,400 to 58,300-59,100 model-epochs/s; 1,000 replicas took 4.22 s against 3.72 s. But 100 replicas
-    in passes of 32 rows took 1.27 s against 0.79 s all at once, a pass's overhead outweighing the cache: hence
-    passes of about PASS_FLOATS activations (132 rows there; 20 replicas: all 500 rows, as before)."""
+    """Rows per forward pass on CPU for layers of `units` activations per row (width x replicas). Many replicas
+    gain from passes of a few rows, whose activations stay in cache (all rows at once overflow it); few
+    replicas lose, a pass's overhead outweighing the cache: hence passes of about PASS_FLOATS activations and
+    at least PASS_ROWS rows (figures: benchmarks/README.md)."""
     return max(PASS_ROWS, -(-PASS_FLOATS // units))
 
 
