@@ -79,6 +79,9 @@ def image(path, caption: str) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
+COLUMN_DIGITS = {"epochs_to_target_median": 0, "trainable_depth": 0, "low": 0, "high": 0}  # depths and epochs
+
+
 def _cell(value, digits: int) -> str:
     """A table cell: floats to `digits` decimals, missing values (NaN, pandas' NA) empty."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -91,7 +94,8 @@ def table(frame: pd.DataFrame, caption: str = "", digits: int = 3) -> str:
     text = {c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])}
     head = "".join(f'<th class="{"vg-text" if c in text else ""}">{html.escape(LABELS.get(c, c.replace("_", " ")))}'
                    f"</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f'<td class="{"vg-text" if c in text else ""}">{_cell(v, digits)}</td>'
+    body = "".join("<tr>" + "".join(f'<td class="{"vg-text" if c in text else ""}">'
+                                    f"{_cell(v, COLUMN_DIGITS.get(c, digits))}</td>"
                                     for c, v in zip(frame.columns, row)) + "</tr>"
                    for row in frame.itertuples(index=False))
     caption = f"<caption>{caption}</caption>" if caption else ""

@@ -65,8 +65,8 @@ def title(r: Results) -> str:
     s, p = r.summary, r.params
     low, high = s["n_seeds"].min(), s["n_seeds"].max()
     seeds = f"{low} seeds" if low == high else f"{low} to {high} seeds"
-    return STYLE + f"""<h1>Vanishing gradients in deep MLPs: what {int(s["n_seeds"].sum())} models say</h1>
-<p>{int(s["n_seeds"].sum())} models ({len(s)} variants over {len(p["studies"])} studies, {seeds} each), {p["train"]["epochs"]} epochs each on the two-circles problem, trained by the
+    return STYLE + f"""<h1>Vanishing gradients in deep MLPs: what {int(s["n_seeds"].sum()):,} models say</h1>
+<p>{int(s["n_seeds"].sum()):,} models ({len(s)} variants over {len(p["studies"])} studies, {seeds} each), {p["train"]["epochs"]} epochs each on the two-circles problem, trained by the
 <code>{p["train"]["engine"]}</code> engine. Every number is over seeds, with a 95% interval: a t interval for means,
 a Wilson interval for success rates (a seed <em>succeeds</em> when its final test accuracy is at least
 {p["events"]["success_accuracy"]}), a bootstrap over seeds for the trainable depth.</p>""" + contents(TITLES)
@@ -109,11 +109,12 @@ def headline(r: Results) -> str:
     studies = {s: config[s] for s in head}
     out = heading(TITLES[3]) + table(rows, "The original's three experiments: accuracy after the last epoch (mean "
                                            "over seeds, 95% t interval) and how many seeds succeed.")
+    final = "; ".join(f"{row.study} {row.accuracy_test_mean:.2f}" for row in rows.itertuples())
     for statistic, label, look in [
-            ("accuracy_test", "test accuracy", "Shallow tanh and deep ReLU climb well above chance (0.5); deep tanh "
-             "with uniform(0, 1) initialisation stays near it."),
-            ("loss_train", "training loss (binary cross-entropy)", "Deep tanh's loss barely moves: its early layers "
-             "receive almost no gradient (next sections).")]:
+            ("accuracy_test", "test accuracy", f"Look at where each curve ends (mean final test accuracy: {final}) "
+             "and how soon it leaves chance (0.5)."),
+            ("loss_train", "training loss (binary cross-entropy)", "A loss that stays near ln 2 ≈ 0.69 is a model "
+             "that still guesses; the gradient sections below show which layers are not learning.")]:
         fig = figures.learning_curves(r.tables["per_variant"], studies, statistic, label, n_seeds, r.colours)
         out += figure(fig, f"{label.capitalize()} per epoch, mean over seeds, one line per headline experiment in "
                            f"its configuration's colour. {look}")
