@@ -165,7 +165,8 @@ def test_report_renders_in_a_real_browser(repo):
     assert (repo / "summary_screenshot.png").stat().st_size > 50_000
 
 
-@pytest.mark.parametrize("bad", ["train:\n  epochs: [oops\n", "typo"])
+@pytest.mark.parametrize("bad", ["train:\n  epochs: [oops\n", "typo", "train:\n  epochs: 3\n  epochs: 4\n"],
+                         ids=["malformed", "typo", "duplicate key"])
 def test_bad_params_change_nothing_under_either_tool(repo, bad):
     good = (repo / "params.yaml").read_text()
     before = snapshot(repo)

@@ -4,6 +4,7 @@ import copy
 import pytest
 import yaml
 
+from conftest import ROOT
 from vanishing_gradients import cli
 from vanishing_gradients.core.params import ParamsError, load, validate
 
@@ -51,6 +52,7 @@ BAD = {
     "unknown optimiser": (lambda p: _set(p, ["train", "optimizer", "name"], "rmsprop"), "train.optimizer.name"),
     "empty seed list": (lambda p: _set(p, ["train", "seeds"], []), "train.seeds"),
     "duplicate seeds": (lambda p: _set(p, ["train", "seeds"], [1, 2, 1]), "train.seeds"),
+    "a seed of 2^32": (lambda p: _set(p, ["train", "seeds"], [1, 4294967296]), "train.seeds"),
     "n_train >= n_samples": (lambda p: _set(p, ["data", "n_train"], 1000), "data.n_train"),
     "learning rate zero": (lambda p: _set(p, ["train", "optimizer", "learning_rate"], 0),
                            "train.optimizer.learning_rate"),
@@ -90,6 +92,27 @@ def test_malformed_yaml_is_reported(tmp_path):
     path.write_text("train: {epochs: 3\n  seeds: [1, 2\n")
     with pytest.raises(ParamsError, match="malformed YAML"):
         load(path)
+
+
+def test_params_are_read_as_yaml_1_2_like_dvc(params, tmp_path):
+    """`1e-3` is a number, as DVC reads it (YAML 1.1 would make it a string); a key given twice is an error naming
+    its line (YAML 1.1 readers keep the last silently; DVC refuses it)."""
+    text = (ROOT / "params.yaml").read_text().replace("learning_rate: 0.01", "learning_rate: 1e-3")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert load(path)["train"]["optimizer"]["learning_rate"] == 0.001
+    path.write_text(text.replace("  epochs: 500", "  epochs: 500\n  epochs: 5"))
+    with pytest.raises(ParamsError, match="key 'epochs' given twice") as err:
+        load(path)
+    assert "line" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["on", "Yes", "off", "null"])
+def test_names_yaml_1_1_takes_for_booleans_are_refused(params, name):
+    """`on:` is a string to DVC and to this project's reader, but True to Snakemake's and PyYAML's: refused."""
+    params["studies"][name] = params["studies"].pop("deep_relu")
+    with pytest.raises(ParamsError, match=f"studies.{name}: a name that YAML 1.1"):
+        validate(params)
 
 
 @pytest.mark.parametrize("case", ["zero epochs", "unknown nested key (typo)", "duplicate seeds"])

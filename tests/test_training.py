@@ -45,7 +45,7 @@ def runs(trained):
 
 
 def test_training_shows_progress(trained):
-    """The reference engine reports each model as it finishes (one takes ~30 s at full size); the fast
+    """The reference engine reports each model as it finishes (a full-size model.fit is slow); the fast
     engine each compiled program; both each variant."""
     printed = trained[1]
     for variant in ("relu_he-d01-w05", "relu_he-d02-w05"):
@@ -98,11 +98,13 @@ def test_run_records_engine_and_device(runs):
 
 
 def test_device_says_when_the_gpu_kernels_train(monkeypatch):
-    """train.device's description, recorded in run.json and the report, names the GPU kernels when they train."""
+    """train.device's description, recorded in run.json and the report, names the GPU kernels when they train, and
+    a CPU once ('cpu', not 'cpu: cpu')."""
     import jax
 
-    from vanishing_gradients.train.jax import program as jax_engine
     from vanishing_gradients.train.jax import groups as jax_train
+    from vanishing_gradients.train.jax import program as jax_engine
+    assert jax_train.jax_device("cpu")[1] == "cpu"
     gpu = type("Device", (), {"platform": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})()
     monkeypatch.setattr(jax, "devices", lambda *backend: [gpu])
     for kernels, described in ((False, "gpu: NVIDIA H100 80GB HBM3"),

@@ -66,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         stage = importlib.import_module(f".{STAGES[args.stage][0]}", __package__)
         with timed(args.stage, timing, study=study) as record:
             stage.run(args, params, record)
-    except (StageError, FileNotFoundError) as exc:
+    except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing input, a full disk, a folder that cannot be written: one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; nothing of this stage was published", file=sys.stderr)
         return 2
     return 0
 

@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from vanishing_gradients.core.params import ParamsError, load, validate
+from vanishing_gradients.core.params import ParamsError, load
 
 
 with open("workflow/paths.yaml") as f:
@@ -20,13 +20,11 @@ def checked(func, *args):
         raise WorkflowError(str(err)) from None
 
 
-checked(load, PATHS["params"])  # the file alone first: errors name the file, line and key
-
-
-configfile: PATHS["params"]
-
-
-checked(validate, config, f"{PATHS['params']} (with any --config overrides)")
+if config:  # --config or --configfile: the stages would not see them, since every vgrad command reads params.yaml
+    raise WorkflowError("this workflow takes its parameters from params.yaml alone: change them there "
+                        "(or try a value with dvc exp run -S key=value)")
+# params.yaml read and validated as every vgrad command and DVC read it (core/yaml12.py): errors name the key
+config.update(checked(load, PATHS["params"]))
 
 STUDIES = list(config["studies"])
 # The events settings that runs and their tables are made with: all but success_accuracy, which only the

@@ -10,7 +10,7 @@ from ..core.fileio import atomic_path, write_json
 from ..core.provenance import say
 from ..core.study import variants
 from ..record.tables import read_table
-from .summary import gradient_flow, layer_index, trainable_depth, variant_summary
+from .summary import TRAINABLE, gradient_flow, layer_index, trainable_depth, variant_summary
 
 DIGITS = 4  # rounding keeps metrics.json readable and its diffs meaningful; far below seed-to-seed spread
 
@@ -40,7 +40,7 @@ def analyse(params: dict, tables_dir) -> dict[str, pd.DataFrame]:
     layers = per_variant[per_variant["statistic"] == "grad_val_mean_abs"].merge(
         summary[["study", "variant", "depth"]], on=["study", "variant"])
     layers["layer_index"] = [layer_index(layer, d) for layer, d in zip(layers["layer"], layers["depth"])]
-    return {"seeds": seeds, "summary": summary, "trainable_depth": pd.DataFrame(depth_rows),
+    return {"seeds": seeds, "summary": summary, "trainable_depth": pd.DataFrame(depth_rows, columns=TRAINABLE),
             "flow": gradient_flow(per_variant, summary), "per_variant": per_variant, "layers": layers}
 
 
@@ -71,14 +71,15 @@ def plot_data(params: dict, tables: dict[str, pd.DataFrame]) -> dict[str, pd.Dat
     head = headline_studies(params)
     curves = tables["per_variant"][tables["per_variant"]["study"].isin(head)
                                    & (tables["per_variant"]["layer"] == "model")]
-    curves = curves.pivot_table(index=["study", "epoch"], columns="statistic", values="value").reset_index()
+    curves = curves.pivot_table(index=["study", "epoch"], columns="statistic", values="value",
+                                dropna=False).reset_index()
     depth = tables["summary"].drop_duplicates(["config", "width", "depth"])
     depth = depth[depth.groupby(["config", "width"])["depth"].transform("nunique") > 1]
     layers = tables["layers"][tables["layers"]["study"].isin(head) & (tables["layers"]["epoch"] >= 1)]
     return {
         "learning_curves.csv": curves.rename(columns={"study": "series"})[
             ["series", "epoch", "accuracy_test", "accuracy_train", "loss_test", "loss_train"]],
-        "depth_curves.csv": depth.assign(series=depth["config"] + "-w" + depth["width"].map("{:02d}".format))[
+        "depth_curves.csv": depth.assign(series=[f"{c}-w{w:02d}" for c, w in zip(depth["config"], depth["width"])])[
             ["series", "depth", "success_rate", "accuracy_test_mean"]].sort_values(["series", "depth"]),
         "gradients_per_layer.csv": layers.groupby(["study", "layer_index"])["value"].mean().reset_index()
         .rename(columns={"study": "series", "value": "grad_val_mean_abs"})}

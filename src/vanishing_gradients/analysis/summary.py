@@ -9,6 +9,9 @@ from scipy import stats
 LEVEL = 0.95
 BOOTSTRAP = 2000  # resamples for the trainable depth's interval
 VARIANT = ["study", "variant", "config", "depth", "width"]
+FLOW = ["study", "variant", "grad_first_init", "grad_output_init", "grad_first_train", "grad_output_train",
+        "ratio_first_output_init", "ratio_first_output_train", "saturated_share", "dead_share", "update_ratio"]
+TRAINABLE = ["config", "width", "depth", "low", "high", "max_depth_tried", "n_seeds"]
 
 
 def mean_interval(values) -> tuple[float, float, float]:
@@ -79,7 +82,9 @@ def gradient_flow(variants: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
     """Per variant, from its mean-over-seeds statistics: mean |validation gradient| of the first hidden
     layer and of the output layer, their ratio at initialisation (epoch 0) and averaged over training
     (epochs >= 1), mean saturated and dead shares over hidden layers and training, mean update ratio."""
-    table = variants.pivot_table(index=["study", "variant", "epoch"], columns=["statistic", "layer"], values="value")
+    # dropna=False: a statistic that is NaN throughout (every seed diverged) stays a column of NaN
+    table = variants.pivot_table(index=["study", "variant", "epoch"], columns=["statistic", "layer"], values="value",
+                                 dropna=False)
     rows = []
     for (study, variant), part in table.groupby(level=[0, 1], sort=False):
         part = part.droplevel([0, 1])
@@ -93,4 +98,5 @@ def gradient_flow(variants: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame
                      "saturated_share": part["saturated_share"].iloc[1:].mean().mean(),  # hidden layers only
                      "dead_share": part["dead_share"].iloc[1:].mean().mean(),
                      "update_ratio": part["update_ratio"].iloc[1:].mean().mean()})
-    return summary[["study", "variant", "config", "depth", "width"]].merge(pd.DataFrame(rows), on=["study", "variant"])
+    return summary[["study", "variant", "config", "depth", "width"]].merge(pd.DataFrame(rows, columns=FLOW),
+                                                                           on=["study", "variant"])

@@ -12,10 +12,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import yaml12
 from .errors import StageError
 from .extensions import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 from .fileio import write_json
 
+# Words YAML 1.1 reads as booleans or null: params.yaml is read as YAML 1.2 (yaml12.py), where they are strings,
+# but other readers of the file would turn a study or config so named into True, False or None.
+YAML11_WORDS = {"y", "yes", "n", "no", "on", "off", "true", "false", "null", "~"}
 SCHEMA = yaml.safe_load(resources.files(__package__).joinpath("params.schema.yaml").read_text())
 
 
@@ -79,6 +83,11 @@ def _check_relations(params: dict) -> list[str]:
     optimizers = {"train.optimizer": params["train"]["optimizer"]}
     optimizers |= {f"configs.{name}.optimizer": config["optimizer"]
                    for name, config in params["configs"].items() if "optimizer" in config}
+    for section in ("configs", "studies"):
+        for name in params[section]:
+            if name.lower() in YAML11_WORDS:
+                problems.append(f"{section}.{name}: a name that YAML 1.1 readers (Snakemake's, PyYAML's) take for a "
+                                f"boolean or null; choose another")
     for name, study in params["studies"].items():
         for config in study["configs"]:
             if config not in params["configs"]:
@@ -110,7 +119,7 @@ def load(path: str | Path) -> dict:
     """Read and validate a params file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml12.read(path.read_text())
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .events import EventWriter
-from ..core.statistics import (LAYER_STATISTICS, MODEL, MODEL_STATISTICS, histogram_epochs,
+from ..core.statistics import (LAYER, LAYER_STATISTICS, MODEL, MODEL_STATISTICS, histogram_epochs,
                        stats_epochs)
 from ..core.study import Variant
 
@@ -28,10 +28,15 @@ def seed_dir(variant_dir: str | Path, seed: int) -> Path:
     return Path(variant_dir) / SEED_DIR.format(seed=seed)
 
 
-def diverged(history: np.ndarray, final: np.ndarray) -> np.ndarray:
-    """(seeds,) whether any loss, of an epoch or final, is not finite: a result, not an error."""
+def diverged(history: np.ndarray, final: np.ndarray, layer_stats: np.ndarray | None = None) -> np.ndarray:
+    """(seeds,) whether any loss, of an epoch or final, is not finite, or (given layer_stats (stats epochs,
+    statistics, L, seeds)) any kernel's L1 norm: weights that overflowed while a saturated network's loss stayed
+    finite diverged too. A result, not an error."""
     rows = [MODEL["loss_train"], MODEL["loss_test"]]
     losses = np.concatenate([history[:, rows].reshape(-1, history.shape[-1]), final[rows]])
+    if layer_stats is not None:
+        norms = layer_stats[:, LAYER["kernel_l1"]].reshape(-1, layer_stats.shape[-1])  # every epoch and layer
+        losses = np.concatenate([losses, norms])
     return ~np.all(np.isfinite(losses), axis=0)
 
 
@@ -76,7 +81,7 @@ def _write_statistics(writer: EventWriter, layers: list[str], history: np.ndarra
 def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict, events: dict) -> list[dict]:
     """Write the variant's event files; returns per seed its final metrics, epochs to target, divergence."""
     history, final, stats = arrays["history"], arrays["final"], arrays["layer_stats"]
-    lost = diverged(history, final)
+    lost = diverged(history, final, stats)
     to_target = epochs_to_target(history, events["target_accuracy"])
     layers = variant.spec.layer_names
     writer = EventWriter(variant_dir)

@@ -51,7 +51,7 @@ class Results:
     def swept_widths(self) -> list[int]:
         """Widths at which several configurations were swept over depth (the depth figures compare them)."""
         counts = self.tables["trainable_depth"].groupby("width")["config"].nunique()
-        return list(counts[counts > 1].index) if len(counts) else []
+        return list(counts[counts > 1].index)
 
 
 def load(paths: dict) -> Results:

@@ -9,6 +9,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
+from ..core.errors import StageError
 from ..core.fileio import atomic_path
 from ..core.provenance import say
 
@@ -37,6 +38,11 @@ def build_report(notebook: str | Path, parameters: dict, out_html: Path) -> None
 def run(args, params: dict, record: dict) -> None:
     """Stage `report`: the notebook run on the pipeline's outputs (the --in-* paths), as one HTML file."""
     inputs = {k: str(v) for k, v in vars(args).items() if k.startswith("in_")}
+    required = [args.notebook, *(path for key, path in inputs.items() if key != "in_timings")]  # timings: optional
+    missing = [path for path in required if not Path(path).exists()]
+    if missing:
+        raise StageError(f"the report's inputs are missing: {', '.join(map(str, missing))}; the stages before the "
+                         f"report make them (snakemake --cores 4, or dvc repro)")
     with atomic_path(args.out) as html:
         build_report(args.notebook, inputs, html)
     say("report", f"-> {args.out}")

@@ -34,6 +34,7 @@ _default_xla_flag("xla_cpu_prefer_vector_width", 512)
 # Compiled programs are kept on disk (JAX's persistent cache) and reused by any job that builds the same
 # one: studies of one shape differ only in their arrays, and a re-run after a parameter change that does
 # not touch shapes compiles nothing. Set JAX_COMPILATION_CACHE_DIR to move it, or to "" to turn it off.
+XLA_CACHE_MAX_BYTES = 1 << 30
 XLA_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/vanishing-gradients/xla"))
 
 import jax  # noqa: E402
@@ -42,6 +43,10 @@ import numpy as np  # noqa: E402
 
 if XLA_CACHE:
     jax.config.update("jax_compilation_cache_dir", XLA_CACHE)
+    # bounded: beyond this many bytes JAX evicts the programs least recently used (JAX_COMPILATION_CACHE_MAX_SIZE,
+    # in bytes, overrides it; -1 leaves the cache unbounded)
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
 
 from .model import loss_and_grads  # noqa: E402
 from . import gpu_kernels  # noqa: E402
