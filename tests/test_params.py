@@ -147,3 +147,58 @@ def test_study_expansion(params):
     adam = variants(params, "depth_tanh_uniform_adam")[0]
     assert adam.optimizer == {"name": "adam", "learning_rate": 0.001}
     assert n_models(params) == 3 * 20 + 4 * 25 * 20 + 50 * 10
+
+
+OVERSIZED = {  # what cannot run here, refused by the parameter check with the estimate and the key to change
+    "a billion epochs": (lambda p: p["train"].update(epochs=1_000_000_000), "lower train.epochs"),
+    "layers of 100,000 units": (lambda p: p["studies"]["deep_relu"].update(widths=[100_000]),
+                                "studies.deep_relu.widths"),
+    "a million seeds": (lambda p: p["studies"]["deep_relu"].update(seeds=1_000_000), "lower studies.deep_relu.seeds"),
+    "100,000 depths": (lambda p: p["studies"]["deep_relu"].update(depths={"from": 1, "to": 100_000}),
+                       "studies.deep_relu.depths"),
+}
+
+
+@pytest.mark.parametrize("case", OVERSIZED, ids=list(OVERSIZED))
+def test_oversized_studies_are_refused_at_once_with_an_estimate(params, case):
+    import time
+
+    mutate, key = OVERSIZED[case]
+    mutate(params)
+    start = time.perf_counter()
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert time.perf_counter() - start < 10
+    assert key in str(err.value) and "model-epochs" in str(err.value) and "on 2 cores" in str(err.value)
+
+
+def test_a_large_feasible_study_is_accepted_and_its_estimate_printed(params, tmp_path, capsys):
+    """2,000 seeds at 30 depths: 60,000 models, hours of work, but it fits: `vgrad params` says what it costs."""
+    from vanishing_gradients.core import cost
+
+    params["studies"]["deep_relu"].update(seeds=2000, depths={"from": 1, "to": 30})
+    validate(params)
+    estimate = cost.estimate(params, "deep_relu")
+    assert (estimate.models, estimate.model_epochs, estimate.programs) == (60_000, 30_000_000, 6)
+    assert estimate.files == 60_030 and estimate.program_bytes < cost.PROGRAM_BYTES
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert cli.main(["params", "--params", str(path), "--out", str(tmp_path / "params.json")]) == 0
+    assert f"deep_relu: {estimate}" in capsys.readouterr().out
+
+
+def test_programs_too_large_for_memory_are_split_by_the_parameters_alone(params):
+    """A group whose replicas would not fit in one program run is split into runs that do; the run size follows
+    from the parameters only (never the machine), so the numbers do too. The default study is not split."""
+    from vanishing_gradients.core import cost
+    from vanishing_gradients.core.study import programs, variants
+
+    for study in params["studies"]:
+        for group in programs(variants(params, study)):
+            assert cost.run_size(group, params["train"], params["events"], 500) >= sum(len(v.seeds) for v in group)
+    default = variants(params, "deep_relu")
+    params["train"]["epochs"] = 2_000_000  # about 70 MB of per-epoch records per replica
+    size = cost.run_size(default, params["train"], params["events"], 500)
+    assert 1 <= size < params["train"]["chunk"]
+    per_replica = max(cost.replica_bytes(v, params["train"], params["events"], 500) for v in default)
+    assert size * per_replica <= cost.PROGRAM_BYTES < (size + 1) * per_replica

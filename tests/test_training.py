@@ -45,9 +45,10 @@ def runs(trained):
 
 
 def test_training_shows_progress(trained):
-    """The reference engine reports each model as it finishes (a full-size model.fit is slow); the fast
-    engine each compiled program; both each variant."""
+    """Both engines say first what the study will cost; the reference engine reports each model as it finishes (a
+    full-size model.fit is slow); the fast engine each compiled program; both each variant."""
     printed = trained[1]
+    assert all("estimate: 2 variants, 4 models, 12 model-epochs in 1 programs;" in text for text in printed.values())
     for variant in ("relu_he-d01-w05", "relu_he-d02-w05"):
         for k, seed in enumerate((1, 2)):
             assert f"{variant} seed {seed} ({k + 1}/2) in " in printed["keras"]

@@ -12,10 +12,11 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import yaml12
+from . import cost, yaml12
 from .errors import StageError
 from .extensions import ACTIVATIONS, INITIALIZERS, OPTIMIZERS
 from .fileio import write_json
+from .provenance import say
 
 # Words YAML 1.1 reads as booleans or null: params.yaml is read as YAML 1.2 (yaml12.py), where they are strings,
 # but other readers of the file would turn a study or config so named into True, False or None.
@@ -109,7 +110,7 @@ def validate(params: Any, source: str = "params.yaml") -> dict:
         raise ParamsError(f"{source}: expected a mapping of keys at the top level, got {type(params).__name__}")
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_describe(e) for e in errors] or _check_relations(params)
+    problems = [_describe(e) for e in errors] or _check_relations(params) or cost.problems(params)
     if problems:
         raise ParamsError(f"{source}: invalid parameters:\n" + "\n".join(f"  - {p}" for p in problems))
     return params
@@ -135,5 +136,8 @@ def require_study(params: dict, name: str) -> dict:
 
 
 def run(args, params: dict, record: dict) -> None:
-    """Stage `params`: write the validated parameters as JSON, the report's record of what produced it."""
+    """Stage `params`: write the validated parameters as JSON, the report's record of what produced it, and say
+    what each study will cost."""
     write_json(args.out, params)
+    for study in params["studies"]:
+        say("params", f"{study}: {cost.estimate(params, study)}")

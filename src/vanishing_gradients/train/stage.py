@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..core.cost import estimate
 from ..core.data import arrays, read_dataset
 from ..core.fileio import atomic_path, write_json
 from ..core.provenance import say, versions
@@ -65,7 +66,7 @@ def run(args, params: dict, record: dict) -> None:
     n_models = sum(len(v.seeds) for v in todo)
     with atomic_path(args.out, is_dir=True) as out:
         say(stage, f"{len(todo)} variants, {n_models} models x {train['epochs']} epochs on the "
-            f"{train['engine']} engine")
+            f"{train['engine']} engine; estimate: {estimate(params, args.study)}")
         start = time.time()
         device, trained = train_variants(todo, train, events, data, args.threads, lambda m: say(stage, m))
         record.update(engine=train["engine"], device=device, n_models=n_models)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from . import program
-from ...core.study import Variant
-
-DEPTH_BAND = 5  # variants whose depths fall in one band of 5 share a program, padded to its deepest:
-                # fewer, larger programs (less per-op overhead and compiling) against at most 4 idle layers
-
+from ...core.cost import run_size
+from ...core.study import Variant, programs
 
 def jax_device(device: str):
     """The JAX device for train.device, and a description of it (which says when the GPU kernels train)."""
@@ -24,20 +21,6 @@ def jax_device(device: str):
     kernels = " with the GPU kernels (VGRAD_GPU_KERNELS=1)" if chosen.platform == "gpu" and program.GPU_KERNELS else ""
     kind = "" if chosen.device_kind.lower() == chosen.platform else f": {chosen.device_kind}"
     return chosen, f"{chosen.platform}{kind}{kernels}"
-
-
-def program_key(variant: Variant) -> tuple:
-    """Variants with equal keys train in one program: same width, activation and optimiser kind."""
-    opt = variant.optimizer
-    return (variant.width, variant.spec.activation, opt["name"], opt.get("nesterov", False),
-            (variant.depth - 1) // DEPTH_BAND)
-
-
-def groups(variants: list[Variant]) -> list[list[Variant]]:
-    by_key: dict[tuple, list[Variant]] = {}
-    for variant in variants:
-        by_key.setdefault(program_key(variant), []).append(variant)
-    return list(by_key.values())
 
 
 def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[Variant, dict]]:
@@ -60,7 +43,7 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
     """Train every seed of every variant; yields (variant, arrays with the seed axis last)."""
     import jax
 
-    for i, group in enumerate(groups(variants), 1):
+    for i, group in enumerate(programs(variants), 1):
         specs, seeds, optimizers, detail = [], [], [], []
         for variant in group:
             detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
@@ -74,5 +57,6 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
         log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
             f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
         with jax.default_device(device):
-            out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=train["chunk"])
+            chunk = run_size(group, train, events, len(data["test"][0]))  # train.chunk, or fewer to fit in memory
+            out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk)
         yield from split(out, group, events["detail_seeds"])

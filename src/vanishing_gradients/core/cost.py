@@ -1,0 +1,118 @@
+"""What a study costs before any work: models, model-epochs, programs, event files, the memory of its largest
+program and a rough time. The parameter check refuses what cannot run (naming the key to change), the train stage
+prints the estimate as it starts, and the fast engine splits a program whose replicas would not fit in
+PROGRAM_BYTES (run_size)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .statistics import LAYER_STATISTICS, MODEL_STATISTICS
+from .study import Variant, programs, variants
+
+PROGRAM_BYTES = 4 << 30  # one program run's arrays at most; a larger group of replicas is split into runs that fit
+MAX_FILES = 250_000  # event files one study may write (one per variant and one per seed)
+MAX_PROGRAMS = 400  # programs one study may compile (each takes seconds to compile)
+# A rough rate on a 2-core machine like the project's: multiply-adds of weights times rows per second, and the
+# seconds one program takes to compile (benchmarks/README.md has measured figures)
+WEIGHT_ROWS_PER_S, COMPILE_S = 5e8, 10.0
+FLOAT = 4
+
+
+def _weights(variant: Variant) -> int:
+    """Kernel entries and biases of one model (ModelSpec.kernel_shapes, in closed form: depths may be large)."""
+    spec, w = variant.spec, variant.width
+    return (spec.n_inputs + 1) * w + (spec.depth - 1) * (w + 1) * w + w + 1
+
+
+def replica_bytes(variant: Variant, train: dict, events: dict, n_test: int) -> int:
+    """Peak bytes one replica of `variant` holds in a program (an upper bound, twice the arrays for XLA's
+    temporaries): per-epoch history, per-layer statistics and histograms over all epochs, weights with gradients,
+    optimiser state and the previous epoch's, a training step's and a validation pass's activations."""
+    epochs, layers, width = train["epochs"], variant.depth + 1, variant.width
+    weights = _weights(variant)
+    n_stats = epochs // events["stats_freq"] + 1 + (epochs % events["stats_freq"] > 0)  # as stats_epochs counts them
+    n_hist = epochs // events["histogram_freq"] + 1  # as histogram_epochs
+    buffers = (epochs * len(MODEL_STATISTICS) + n_stats * len(LAYER_STATISTICS) * layers
+               + n_hist * layers * 2 * 32)
+    state = weights * (2 + 2 + 1)  # weights, gradients, up to two optimiser slots, the previous epoch's weights
+    activations = (train["batch_size"] * 4 + n_test * 3) * width * layers  # a step (forward, backward), validation
+    validation_grads = -(-n_test // train["batch_size"]) * weights
+    return 2 * FLOAT * (buffers + state + activations + validation_grads)
+
+
+def run_size(group: list[Variant], train: dict, events: dict, n_test: int) -> int:
+    """Replicas per program run for a group: train.chunk, or fewer where that many would not fit in PROGRAM_BYTES
+    (the split depends on the parameters alone, never on the machine, so the numbers do too)."""
+    per_replica = max(replica_bytes(v, train, events, n_test) for v in group)
+    return max(1, min(train["chunk"], PROGRAM_BYTES // per_replica))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    variants: int
+    models: int
+    model_epochs: int
+    programs: int
+    files: int
+    program_bytes: int  # the largest program run
+    replica_bytes: int  # the largest replica
+    seconds: float  # rough, on 2 cores
+
+    def __str__(self) -> str:
+        return (f"{self.variants:,} variants, {self.models:,} models, {self.model_epochs:,} model-epochs in "
+                f"{self.programs:,} programs; largest program run {_size(self.program_bytes)}; {self.files:,} event "
+                f"files; roughly {_duration(self.seconds)} on 2 cores")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+
+
+def _duration(seconds: float) -> str:
+    return (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200
+            else f"{seconds / 3600:,.0f} h")
+
+
+def estimate(params: dict, study: str) -> Estimate:
+    todo = variants(params, study)
+    groups = programs(todo)
+    train, events, rows = params["train"], params["events"], params["data"]["n_samples"]
+    n_test, epochs = rows - params["data"]["n_train"], train["epochs"]
+    models = sum(len(v.seeds) for v in todo)
+    runs = [(min(run_size(g, train, events, n_test), sum(len(v.seeds) for v in g)),
+             max(replica_bytes(v, train, events, n_test) for v in g)) for g in groups]
+    work = sum(len(v.seeds) * epochs * rows * _weights(v) for v in todo)
+    return Estimate(len(todo), models, models * epochs, len(groups), len(todo) + models,
+                    max(k * b for k, b in runs), max(b for _, b in runs),
+                    len(groups) * COMPILE_S + work / WEIGHT_ROWS_PER_S)
+
+
+def memory_bytes() -> int:
+    """This machine's memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def problems(params: dict) -> list[str]:
+    """What no run of these parameters can do here, one message per study, each with its estimate and the key to
+    change."""
+    found = []
+    for study, entry in params["studies"].items():
+        where = f"studies.{study}"
+        seeds_key = f"{where}.seeds" if "seeds" in entry else "train.seeds"
+        cost = estimate(params, study)
+        limit = min(PROGRAM_BYTES, memory_bytes() // 2)
+        if cost.replica_bytes > limit:
+            found.append(f"{where}: one model needs about {_size(cost.replica_bytes)} in training, more than "
+                         f"{_size(limit)}: lower train.epochs (its per-epoch records), {where}.widths or "
+                         f"{where}.depths ({cost})")
+        elif cost.files > MAX_FILES:
+            found.append(f"{where}: would write {cost.files:,} event files, more than {MAX_FILES:,}: lower "
+                         f"{seeds_key} or the variants ({cost})")
+        elif cost.programs > MAX_PROGRAMS:
+            found.append(f"{where}: would compile {cost.programs:,} programs, more than {MAX_PROGRAMS}: fewer "
+                         f"{where}.depths or {where}.widths ({cost})")
+    return found
