@@ -1,9 +1,11 @@
 """Faults: a killed training job, damaged event files and an unwritable destination never yield
 silently wrong or half-written results."""
+import contextlib
 import glob
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -81,7 +83,9 @@ def test_unwritable_destination_fails_before_training(study, capsys):
     assert time.time() - start < 5  # refused up front, not after training
 
 
-def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
+def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study, capsys):
+    """A second trainer of the same study while one runs (another tool's, say) is refused at once; the running one,
+    killed, leaves the finished run untouched; the next run clears its leftover and completes."""
     study_dir, args, params = study
     finished = study_dir / "runs" / "deep_tanh"
     before = _tree_hash(finished)
@@ -93,6 +97,9 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
     job = subprocess.Popen(cmd, env=LOCAL_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     partial = study_dir / "runs"
     assert "models x 400 epochs" in job.stdout.readline()  # training has started, into a hidden temporary
+    second = cli.main(["train", *args, "--study", "deep_tanh", "--data", str(study_dir / "circles.csv"),
+                       "--out", str(finished)])
+    assert second == 2 and f"another run is writing it (process {job.pid})" in capsys.readouterr().err
     time.sleep(3.0)
     job.send_signal(signal.SIGKILL)
     job.wait()
@@ -105,8 +112,28 @@ def test_killed_training_leaves_the_previous_result_and_reruns_cleanly(study):
     assert not glob.glob(str(partial / ".deep_tanh.partial-*"))
 
 
+def readme_recovery_commands() -> str:
+    """The README's recovery block, word for word."""
+    from conftest import ROOT
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"<!-- recovery-commands:.*?-->\n```bash\n(.*?)```", text, re.S).group(1)
+
+
+def _trainers(repo: Path) -> list[int]:
+    """Processes training in `repo`."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            if "train" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(repo):
+                found.append(proc.pid)
+    return found
+
+
 def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
-    """SIGKILL a Snakemake run during training; the next run redoes only the unfinished jobs."""
+    """SIGKILL Snakemake alone (not its jobs) during training: its trainers stop by themselves, and the README's
+    recovery commands redo only the unfinished jobs."""
     repo = copy_repo(tmp_path)
     params = tiny(params, epochs=40, seeds=[1], sweeps=False)
     params["train"]["engine"] = "keras"
@@ -119,16 +146,19 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
                and glob.glob(str(runs / ".*.partial-*"))):
         assert time.time() < deadline and job.poll() is None, "never saw one run finished and one in progress"
         time.sleep(0.2)
-    os.killpg(job.pid, signal.SIGKILL)
+    assert _trainers(repo), "no trainer running"
+    os.kill(job.pid, signal.SIGKILL)  # Snakemake alone: its jobs are left to themselves
     job.wait()
+    deadline = time.time() + 30
+    while _trainers(repo):  # each stops once it sees Snakemake gone (VGRAD_DIE_WITH)
+        assert time.time() < deadline, "trainers kept running after Snakemake was killed"
+        time.sleep(0.2)
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
     counts = planned_jobs(repo)
     assert "data" not in counts and "params" not in counts, counts  # done before the kill: kept
     assert counts["train"] == 3 - len(finished), counts  # only the unfinished studies
-    # a killed Snakemake leaves its lock; README: release it with --unlock, then run again
-    subprocess.run([sys.executable, "-m", "snakemake", "--unlock"], cwd=repo, env=LOCAL_ENV, check=True,
-                   capture_output=True)
-    rerun = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=repo, env=LOCAL_ENV,
+    # a killed Snakemake leaves its lock and the jobs it was running marked incomplete: the README says how
+    rerun = subprocess.run(["bash", "-c", readme_recovery_commands()], cwd=repo, env=LOCAL_ENV,
                            capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert json.loads((repo / "results" / "metrics.json").read_text())["studies"].keys() == set(params["studies"])

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from .core import params as params_mod
@@ -51,8 +54,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:  # no such process (or no /proc: ask the process table)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+def _die_with_launcher() -> None:
+    """With VGRAD_DIE_WITH=<pid> (the train rules pass their tool's pid): stop as soon as that process is gone, so
+    that a killed Snakemake or DVC leaves no trainer running on to publish a run the next run cannot trust. What
+    it was writing stays a hidden temporary that the next writer removes (core/fileio.py)."""
+    pid = os.environ.get("VGRAD_DIE_WITH", "")
+    if not pid.isdigit():
+        return
+
+    def watch():
+        while not _gone(int(pid)):
+            time.sleep(0.5)
+        print(f"error: the run that started this job (process {pid}) is gone: stopping", file=sys.stderr, flush=True)
+        os._exit(3)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _die_with_launcher()
     try:
         params = params_mod.load(args.params)
     except StageError as exc:

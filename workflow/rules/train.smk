@@ -17,8 +17,8 @@ rule train:
         log_path("train/{study}"),
     conda:
         "../envs/vanishing-gradients.yaml"
-    shell:
-        "vgrad train --params {params.file} --study {wildcards.study} --data {input.data}"
+    shell:  # VGRAD_DIE_WITH: the trainer stops if this Snakemake is killed (bash's parent)
+        "VGRAD_DIE_WITH=$PPID vgrad train --params {params.file} --study {wildcards.study} --data {input.data}"
         " --out {output} --threads {threads} --timings {params.timings} > {log} 2>&1"
 
 

@@ -1,30 +1,54 @@
-"""Writes that never leave a half-written file or folder where a finished one was."""
+"""Writes that never leave a half-written file or folder where a finished one was, one writer at a time."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from .errors import StageError
 
 
 @contextmanager
+def _only_writer(target: Path):
+    """Hold `.<name>.lock` beside target for as long as this process writes it: a second writer (another
+    Snakemake or DVC run, whichever tool started it) is refused at once rather than computing into the same
+    place. The kernel releases the lock when its holder dies, however it dies, so a lock is never stale."""
+    lock = os.open(target.parent / f".{target.name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(lock, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise StageError(f"{target}: another run is writing it (process {owner}); wait for it to finish or stop "
+                             f"it, then run again") from None
+        os.ftruncate(lock, 0)
+        os.pwrite(lock, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(lock)  # releases the lock
+
+
+@contextmanager
 def atomic_path(target: str | Path, is_dir: bool = False):
-    """Yield a temporary sibling path; on success it replaces `target`, on failure it is removed."""
+    """Yield a temporary sibling path; on success it replaces `target`, on failure it is removed. One writer of
+    `target` at a time (_only_writer)."""
     target = Path(target)
     prefix = f".{target.name}.partial-"
-    try:  # fails here, before any work, when the destination is not writable
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for stale in target.parent.glob(prefix + "*"):  # left by a run that was killed
+    with ExitStack() as stack:
+        try:  # fails here, before any work, when the destination is not writable
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(_only_writer(target))
+        except OSError as exc:
+            raise StageError(f"{target}: cannot write there ({exc.strerror}); nothing was computed") from None
+        for stale in target.parent.glob(prefix + "*"):  # left by a writer that died: it no longer holds the lock
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
-    except OSError as exc:
-        raise StageError(f"{target}: cannot write there ({exc.strerror}); nothing was computed") from None
-    staged = tmp if is_dir else tmp / target.name
-    try:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        staged = tmp if is_dir else tmp / target.name
         yield staged
         if is_dir:
             old = target.with_name(f"{prefix}old")
@@ -35,8 +59,6 @@ def atomic_path(target: str | Path, is_dir: bool = False):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staged, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: str | Path, obj) -> None:
