@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KERAS_S_PER_MODEL = 31  # benchmarks/README.md: one 500-epoch model.fit of the depth-1 model on this machine (deeper: more)
+KERAS_S_PER_MODEL = 31  # benchmarks/README.md: one 500-epoch model.fit of the depth-1 model here (deeper: more)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""Where a P3 epoch's time goes on the GPU kernels' path: each part of an epoch of train/jax/program.py's _program, run on
-its own (jitted, the median of `--repeats` calls after one that compiles), as a share of their sum.
+"""Where a P3 epoch's time goes on the GPU kernels' path: each part of an epoch of train/jax/program.py's _program,
+run on its own (jitted, the median of `--repeats` calls after one that compiles), as a share of their sum.
 
     python benchmarks/gpu_epoch_parts.py --depth 5 --replicas 100000      # on a GPU machine (see gpu_check.sh)
 

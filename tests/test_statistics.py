@@ -99,7 +99,8 @@ def test_claims_follow_the_intervals():
     assert "11 of 20 seeds succeed" in claims.loc[adam, "measured (95% intervals)"]
     sentences = findings.sentences(claims.reset_index())
     assert len(sentences) == len(claims) and "?." not in " ".join(sentences)
-    assert sentences[0].startswith("**Reproduced**: 1 tanh layer, uniform(0, 1) init, learns. We measured test accuracy")
+    assert sentences[0].startswith("**Reproduced**: 1 tanh layer, uniform(0, 1) init, learns. We measured test "
+                                   "accuracy")
     assert [s for s in sentences if s.startswith(adam)] == [s for s in sentences if "Adam?" in s]  # asked, answered
     assert any(s.startswith(f"{adam} **Inconclusive**: ") for s in sentences)
 

@@ -1,0 +1,1 @@
+"""Stage `report`: figures, tables and the sections of reports/summary.html."""

@@ -66,7 +66,8 @@ def title(r: Results) -> str:
     low, high = s["n_seeds"].min(), s["n_seeds"].max()
     seeds = f"{low} seeds" if low == high else f"{low} to {high} seeds"
     return STYLE + f"""<h1>Vanishing gradients in deep MLPs: what {int(s["n_seeds"].sum()):,} models say</h1>
-<p>{int(s["n_seeds"].sum()):,} models ({len(s)} variants over {len(p["studies"])} studies, {seeds} each), {p["train"]["epochs"]} epochs each on the two-circles problem, trained by the
+<p>{int(s["n_seeds"].sum()):,} models ({len(s)} variants over {len(p["studies"])} studies, {seeds} each),
+{p["train"]["epochs"]} epochs each on the two-circles problem, trained by the
 <code>{p["train"]["engine"]}</code> engine. Every number is over seeds, with a 95% interval: a t interval for means,
 a Wilson interval for success rates (a seed <em>succeeds</em> when its final test accuracy is at least
 {p["events"]["success_accuracy"]}), a bootstrap over seeds for the trainable depth.</p>""" + contents(TITLES)

@@ -1,0 +1,1 @@
+"""Stage `train`: the reference engine (keras.py), the fast engine (jax/), and the stage that runs either (stage.py)."""

@@ -1,14 +1,14 @@
 """GPU kernels (Pallas on Triton) for the fast engine's hot loops: an epoch's training steps, the validation
 gradients' statistic, and passes over rows shared by every replica (validation loss, accuracy, unit states).
 
-Why: in XLA each layer's product is its own kernel, so every step moves every replica's activations through
-GPU memory several times, and a step is bound by memory traffic (benchmarks/README.md). Here one program instance trains one replica, one GPU thread per row of a batch: the rows go
-through the network side by side, activations stay in registers, and a batch's gradients are summed across
-the threads (a warp's shuffles), then applied layer by layer from the top, so that one layer's gradients
-are live at a time; memory sees the rows, the weights and optimiser state (read and written once per
-step, in a replica-major layout: see _Packed), and the results. (One thread per replica, with a batch's
-rows one after another, needed hundreds of values carried through the loops: Triton had not compiled it
-after two minutes.)
+Why: in XLA each layer's product is its own kernel, so every step moves every replica's activations through GPU
+memory several times, and a step is bound by memory traffic (benchmarks/README.md). Here one program instance trains
+one replica, one GPU thread per row of a batch: the rows go through the network side by side, activations stay in
+registers, and a batch's gradients are summed across the threads (a warp's shuffles), then applied layer by layer
+from the top, so that one layer's gradients are live at a time; memory sees the rows, the weights and optimiser
+state (read and written once per step, in a replica-major layout: see _Packed), and the results. (One thread per
+replica, with a batch's rows one after another, needed hundreds of values carried through the loops: Triton had not
+compiled it after two minutes.)
 
 The arithmetic is model.py's, optimizers.py's and statistics.py's (the same forward pass, loss, derivatives,
 Keras update rules and statistics), written per unit, each unit's value a (lanes,) array over the batch's
