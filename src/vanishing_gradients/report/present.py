@@ -68,13 +68,12 @@ def figure(fig, caption: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return (f'<figure class="vg-figure"><img alt="{html.escape(caption[:120])}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return image(buffer.getvalue(), caption)
 
 
-def image(path, caption: str) -> str:
-    data = base64.b64encode(open(path, "rb").read()).decode()
+def image(png: bytes, caption: str) -> str:
+    """PNG bytes inline, scaled to the page, with the caption under them."""
+    data = base64.b64encode(png).decode()
     return (f'<figure class="vg-figure"><img alt="{html.escape(caption[:120])}" src="data:image/png;base64,{data}">'
             f"<figcaption>{caption}</figcaption></figure>")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -35,13 +36,18 @@ class Results:
     def summary(self) -> pd.DataFrame:
         return self.tables["summary"]
 
-    @property
+    @cached_property
     def head(self) -> list[str]:
         return headline_studies(self.params)
 
-    @property
+    @cached_property
     def colours(self) -> dict:
         return figures.palette(list(self.params["configs"]))
+
+    @cached_property
+    def x_train(self):
+        """The training inputs (n_train, 2)."""
+        return arrays(read_dataset(self.paths["in_dataset"]), "train")[0]
 
     def deep_pair(self) -> dict[str, str]:
         """{'deep_tanh': 'study/variant', 'deep_relu': ...} when both were trained."""
@@ -91,10 +97,9 @@ def _markdown_bold(text: str) -> str:
 
 
 def data(r: Results) -> str:
-    frame = read_dataset(r.paths["in_dataset"])
-    x, _ = arrays(frame, "train")
-    return (heading(TITLES[2]) + image(r.paths["in_dataset_plot"], "The two classes (inner and outer circle) of "
-            f"make_circles with noise {r.params['data']['noise']}, scaled to [-1, 1]: {len(x)} training points "
+    plot = Path(r.paths["in_dataset_plot"]).read_bytes()
+    return (heading(TITLES[2]) + image(plot, "The two classes (inner and outer circle) of "
+            f"make_circles with noise {r.params['data']['noise']}, scaled to [-1, 1]: {len(r.x_train)} training points "
             "(left) and the test points (right), which are also the validation set evaluated after every epoch. "
             "No straight line separates the classes, so a model must bend its boundary into a closed curve."))
 
@@ -198,8 +203,7 @@ def weights(r: Results) -> str:
 
 
 def mean_field(r: Results) -> str:
-    frame = read_dataset(r.paths["in_dataset"])
-    x2 = theory.input_second_moment(arrays(frame, "train")[0])
+    x2 = theory.input_second_moment(r.x_train)
     measured, predicted, rows = theory.compare(r.params, r.summary, r.tables["trainable_depth"], r.tables["layers"],
                                                x2)
     out = heading(TITLES[8]) + (
