@@ -6,7 +6,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 
-rule all:
+rule all:  # the manifests of the report and the metrics: Snakemake's outputs (common.smk, `manifest`)
     input:
-        PATHS["report"],
-        PATHS["metrics"],
+        manifest("report"),
+        manifest("metrics"),

@@ -1,3 +1,6 @@
+import contextlib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -58,3 +61,77 @@ def planned_jobs(repo: Path) -> dict[str, int]:
     dry = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-n", "--quiet", "rules"], cwd=repo,
                          env=LOCAL_ENV, capture_output=True, text=True, check=True).stdout
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry, re.M) if rule != "total"}
+
+
+# End-to-end helpers: a tiny study in a temporary copy, run by Snakemake and DVC
+OUTPUT_DIRS = ("data", "results", "reports")
+
+
+def run(cwd, *cmd, check=True):
+    done = subprocess.run(list(cmd), cwd=cwd, env=LOCAL_ENV, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def repro(repo: Path) -> list[str]:
+    """`dvc repro` in repo; the stages it ran."""
+    return re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro").stdout)
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """Hash of every file under the output folders."""
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for d in OUTPUT_DIRS for p in sorted((repo / d).rglob("*")) if p.is_file()}
+
+
+def clear_outputs(repo: Path) -> None:
+    """Delete every output, keeping the .gitignore files DVC keeps in git (and the folders holding them)."""
+    for d in OUTPUT_DIRS:
+        for p in sorted((repo / d).rglob("*"), reverse=True):
+            if p.is_file() and p.name != ".gitignore":
+                p.unlink()
+            elif p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+
+
+def write_params(repo: Path, params: dict) -> None:
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """A copy of the repository with the tiny study as a git repo, shared by the end-to-end tests (each starts by
+    bringing it to the state it needs)."""
+    repo = copy_repo(tmp_path_factory.mktemp("study"))
+    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))
+    run(repo, "git", "init", "-q")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study")
+    return repo
+
+
+def in_sync(repo: Path) -> None:
+    """Both tools up to date, whatever the tests before left (a checkout gives files new time stamps): Snakemake
+    brings its outputs up to date and DVC records them, as after a cluster run; git commits the record."""
+    run(repo, sys.executable, "-m", "snakemake", "--cores", "2")
+    run(repo, "dvc", "commit", "-f")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "in sync", "--allow-empty")
+    assert set(planned_jobs(repo)) - {"all"} == set()
+    assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}
+
+
+def trainers(repo: Path) -> list[int]:
+    """Processes training in `repo` (`vgrad train`, whichever tool started it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            cmd = proc.info["cmdline"] or []
+            if "train" in cmd[1:] and cmd[cmd.index("train") - 1].endswith(("vgrad", "vanishing_gradients")) \
+                    and proc.info["cwd"] == str(repo):
+                found.append(proc.pid)
+    return found

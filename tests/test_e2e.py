@@ -1,10 +1,8 @@
 """End to end on a tiny parameter set, in a temporary copy of the repository: Snakemake and DVC agree,
 runs are reproducible, bad input changes nothing, and `dvc metrics diff` sees a parameter change."""
-import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,53 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_ENV, copy_repo, planned_jobs, tiny
+from conftest import clear_outputs, copy_repo, in_sync, planned_jobs, repro, run, snapshot, tiny, write_params
 
 pytestmark = pytest.mark.e2e
-OUTPUT_DIRS = ("data", "results", "reports")
-
-
-def run(cwd, *cmd, check=True):
-    done = subprocess.run(list(cmd), cwd=cwd, env=LOCAL_ENV, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
-
-
-def repro(repo: Path) -> list[str]:
-    """`dvc repro` in repo; the stages it ran."""
-    return re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro").stdout)
-
-
-def snapshot(repo: Path) -> dict[str, str]:
-    """Hash of every file under the output folders."""
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for d in OUTPUT_DIRS for p in sorted((repo / d).rglob("*")) if p.is_file()}
-
-
-def clear_outputs(repo: Path) -> None:
-    """Delete every output, keeping the .gitignore files DVC keeps in git (and the folders holding them)."""
-    for d in OUTPUT_DIRS:
-        for p in sorted((repo / d).rglob("*"), reverse=True):
-            if p.is_file() and p.name != ".gitignore":
-                p.unlink()
-            elif p.is_dir() and not any(p.iterdir()):
-                p.rmdir()
-
-
-def write_params(repo: Path, params: dict) -> None:
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("study"))
-    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))
-    run(repo, "git", "init", "-q")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study")
-    return repo
 
 
 def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
@@ -94,17 +48,6 @@ def test_success_threshold_reruns_only_the_metrics(repo):
         run(repo, "git", "checkout", "--", ".")
         run(repo, "dvc", "checkout")
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
-
-
-def in_sync(repo: Path) -> None:
-    """Both tools up to date, whatever the tests before left (a checkout gives files new time stamps): Snakemake
-    brings its outputs up to date and DVC records them, as after a cluster run; git commits the record."""
-    run(repo, sys.executable, "-m", "snakemake", "--cores", "2")
-    run(repo, "dvc", "commit", "-f")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "in sync", "--allow-empty")
-    assert set(planned_jobs(repo)) - {"all"} == set()
-    assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}
 
 
 # (package module edited, stages whose code it is, every stage after them): each stage depends on its own code

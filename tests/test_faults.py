@@ -1,6 +1,5 @@
 """Faults: a killed training job, damaged event files and an unwritable destination never yield
 silently wrong or half-written results."""
-import contextlib
 import glob
 import hashlib
 import json
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_ENV, copy_repo, planned_jobs, tiny
+from conftest import LOCAL_ENV, copy_repo, planned_jobs, tiny, trainers
 from vanishing_gradients import cli
 
 
@@ -119,18 +118,6 @@ def readme_recovery_commands() -> str:
     return re.search(r"<!-- recovery-commands:.*?-->\n```bash\n(.*?)```", text, re.S).group(1)
 
 
-def _trainers(repo: Path) -> list[int]:
-    """Processes training in `repo`."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        with contextlib.suppress(psutil.Error):
-            if "train" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(repo):
-                found.append(proc.pid)
-    return found
-
-
 def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     """SIGKILL Snakemake alone (not its jobs) during training: its trainers stop by themselves, and the README's
     recovery commands redo only the unfinished jobs."""
@@ -146,11 +133,11 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
                and glob.glob(str(runs / ".*.partial-*"))):
         assert time.time() < deadline and job.poll() is None, "never saw one run finished and one in progress"
         time.sleep(0.2)
-    assert _trainers(repo), "no trainer running"
+    assert trainers(repo), "no trainer running"
     os.kill(job.pid, signal.SIGKILL)  # Snakemake alone: its jobs are left to themselves
     job.wait()
     deadline = time.time() + 30
-    while _trainers(repo):  # each stops once it sees Snakemake gone (VGRAD_DIE_WITH)
+    while trainers(repo):  # each stops once it sees Snakemake gone (VGRAD_DIE_WITH)
         assert time.time() < deadline, "trainers kept running after Snakemake was killed"
         time.sleep(0.2)
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}

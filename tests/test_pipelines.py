@@ -1,8 +1,9 @@
-"""Snakemake and DVC declare the same stages with the same outputs; each stage depends on the package files it
+"""Snakemake and DVC run the same commands, with the same outputs; each stage depends on the package files it
 runs and on nothing else; DVC's runs depend on the events settings Snakemake's RUN_EVENTS keeps; the Snakefile is
 lint-clean."""
 import ast
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from dvc.repo import Repo
 
 from conftest import LOCAL_ENV, ROOT
 from vanishing_gradients.core.params import SCHEMA
+from vanishing_gradients.core.manifests import path as manifest_path
 
 PATHS, CODE = (lambda p: (p["paths"], p["code"]))(yaml.safe_load((ROOT / "workflow" / "paths.yaml").read_text()))
 PACKAGE = ROOT / PATHS["package"]
@@ -23,16 +25,35 @@ def _snakemake(*args):
                           text=True)
 
 
-def test_same_stages_and_outputs():
+def _command(text: str) -> tuple[str, tuple]:
+    """(stage, sorted options) of one `vgrad` command line, without what launches it or where its log goes."""
+    words = shlex.split(text[text.index("vgrad "):].split(" > ")[0])
+    return words[1], tuple(sorted(zip(words[2::2], words[3::2])))
+
+
+def test_same_commands_outputs_and_manifests():
+    """Snakemake and DVC run the same `vgrad` commands (a study's name comes to DVC's through DVC_STAGE), DVC's
+    outputs are what those commands write, and Snakemake's outputs are the manifests those commands leave."""
+    dry = _snakemake("-n", "-p", "--forceall", "--cores", "1")
+    assert dry.returncode == 0, dry.stderr
+    by_snakemake = {_command(line) for line in dry.stdout.splitlines()
+                    if line.startswith("Shell command: ") and "vgrad " in line}
     summary = _snakemake("--summary", "--cores", "1")
-    assert summary.returncode == 0, summary.stderr
-    rows = [line.split("\t") for line in summary.stdout.strip().splitlines()[1:]]
-    snakemake_outputs = {(rule, path) for path, _, rule, *_ in rows}
+    snakemake_outputs = {(rule, path) for path, _, rule, *_ in
+                         (line.split("\t") for line in summary.stdout.strip().splitlines()[1:])}
+    by_dvc, dvc_outputs, listed = set(), set(), set()
     with Repo(str(ROOT)) as repo:
-        dvc_outputs = {(stage.name.split("@")[0], str(out.def_path)) for stage in repo.index.stages
-                       for out in stage.outs}
-    assert snakemake_outputs == dvc_outputs
-    assert {rule for rule, _ in snakemake_outputs} == {"params", "data", "train", "gradients", "metrics", "report"}
+        for stage in repo.index.stages:
+            name, _, study = stage.name.partition("@")
+            by_dvc.add(_command(stage.cmd.replace("${DVC_STAGE#*@}", study)))
+            dvc_outputs |= {(name, str(out.def_path)) for out in stage.outs}
+            listed.add((name, str(manifest_path(PATHS["manifests"], name, study or None))))
+    assert by_snakemake == by_dvc
+    assert snakemake_outputs == listed
+    written = {(stage, value) for stage, options in by_dvc for option, value in options
+               if option in ("--out", "--out-csv", "--out-plot", "--plots")}
+    assert dvc_outputs == written
+    assert {stage for stage, _ in dvc_outputs} == {"params", "data", "train", "gradients", "metrics", "report"}
 
 
 def test_snakemake_lint_is_clean():

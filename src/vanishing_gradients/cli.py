@@ -1,21 +1,20 @@
 """One command per pipeline stage: `vgrad <stage> ...`, called alike by Snakemake and DVC.
 
-Each stage's work is the `run(args, params, record)` function of its own module (STAGES), imported only
+Each stage's work is the `run(args, params, timing)` function of its own module (STAGES), imported only
 when that stage runs, so a stage loads (and depends on) its own code alone. Every stage validates
 params.yaml first and writes its outputs atomically, so bad input changes nothing and a failed or killed
-stage never leaves a half-written output.
+stage never leaves a half-written output; with --manifests it then lists what it published and read
+(core/manifests.py), and as part of a Snakemake or DVC run it first claims the folder (core/pipeline.py).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-import threading
-import time
 from pathlib import Path
 
 from .core import params as params_mod
+from .core import manifests, pipeline
 from .core.errors import StageError
 from .core.provenance import timed
 
@@ -36,6 +35,8 @@ STAGES = {
                 "in_timings": "timings folder"}),
 }
 PER_STUDY = ("train", "gradients")  # stages run once per study (--study)
+OUTPUTS = ("out", "out_csv", "out_plot", "plots")  # the path options a stage writes (the rest it reads)
+UNLISTED = ("in_timings",)  # read for provenance only: every stage run changes them, so no manifest lists them
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         sub = stages.add_parser(name, help=help)
         sub.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file")
         sub.add_argument("--timings", type=Path, help="folder where this stage records its wall time (JSON)")
+        sub.add_argument("--manifests", type=Path, help="folder of the manifests of what each stage published "
+                         "(core/manifests.py) and of the pipeline run working in this folder (core/pipeline.py)")
         for option, text in paths.items():
             sub.add_argument(f"--{option.replace('_', '-')}", dest=option, type=Path, required=True, help=text)
         if name in PER_STUDY:
@@ -54,52 +57,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _gone(pid: int) -> bool:
-    """Whether process `pid` has ended (a zombie, ended but not yet reaped, counts as ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:  # no such process (or no /proc: ask the process table)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        return False
-
-
-def _die_with_launcher() -> None:
-    """With VGRAD_DIE_WITH=<pid> (the train rules pass their tool's pid): stop as soon as that process is gone, so
-    that a killed Snakemake or DVC leaves no trainer running on to publish a run the next run cannot trust. What
-    it was writing stays a hidden temporary that the next writer removes (core/fileio.py)."""
-    pid = os.environ.get("VGRAD_DIE_WITH", "")
-    if not pid.isdigit():
-        return
-
-    def watch():
-        while not _gone(int(pid)):
-            time.sleep(0.5)
-        print(f"error: the run that started this job (process {pid}) is gone: stopping", file=sys.stderr, flush=True)
-        os._exit(3)
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _die_with_launcher()
-    try:
-        params = params_mod.load(args.params)
-    except StageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    pipeline.die_with_launcher()
     study = getattr(args, "study", None)
-    timing = args.timings / f"{args.stage}{'_' + study if study else ''}.json" if args.timings else None
+    timing_path = args.timings / f"{args.stage}{'_' + study if study else ''}.json" if args.timings else None
     try:
+        run = pipeline.launcher()
+        if run is not None and args.manifests is not None:
+            pipeline.claim(pipeline.lock_path(args.manifests), *run)
+        params = params_mod.load(args.params)
         if study is not None:
             params_mod.require_study(params, study)
         stage = importlib.import_module(f".{STAGES[args.stage][0]}", __package__)
-        with timed(args.stage, timing, study=study) as record:
-            stage.run(args, params, record)
+        with timed(args.stage, timing_path, study=study) as timing:
+            stage.run(args, params, timing)
+        if args.manifests is not None:
+            paths = STAGES[args.stage][2]
+            manifests.write(manifests.path(args.manifests, args.stage, study), args.stage, study,
+                          outputs=[getattr(args, option) for option in paths if option in OUTPUTS],
+                          inputs=[getattr(args, option) for option in paths
+                                  if option not in OUTPUTS + UNLISTED])
     except StageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

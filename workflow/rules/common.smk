@@ -1,10 +1,14 @@
-# Shared by every rule: paths, validated parameters, and the package files each rule runs.
+# Shared by every rule: paths, validated parameters, the package files each rule runs, and the manifests the
+# rules declare as their outputs (vanishing_gradients/core/manifests.py says why).
 import glob
 import os
 
 import yaml
+from snakemake.logging import logger
 
-from vanishing_gradients.core.params import ParamsError, load
+from vanishing_gradients.core import fileio, manifests, pipeline
+from vanishing_gradients.core.errors import StageError
+from vanishing_gradients.core.params import load
 
 
 with open("workflow/paths.yaml") as f:
@@ -13,10 +17,10 @@ with open("workflow/paths.yaml") as f:
 
 
 def checked(func, *args):
-    """Run a params check, turning its error into a WorkflowError that Snakemake reports plainly."""
+    """Run a check of the package, turning its error into a WorkflowError that Snakemake reports plainly."""
     try:
         return func(*args)
-    except ParamsError as err:
+    except StageError as err:
         raise WorkflowError(str(err)) from None
 
 
@@ -53,10 +57,47 @@ def study_params(wildcards):
     return {"study": study, "configs": {name: config["configs"][name] for name in study["configs"]}}
 
 
+# Every job's shell is told which run launched it (bash's parent): a job stops if this Snakemake is killed, and no
+# DVC run can start in this folder meanwhile (core/pipeline.py)
+shell.prefix("set -euo pipefail; export VGRAD_LAUNCHER=snakemake:$PPID; ")
+PIPELINE_LOCK = pipeline.lock_path(PATHS["manifests"])
+# data/, results/, reports/: where a killed job may have left a temporary
+OUTPUT_FOLDERS = sorted({os.path.normpath(PATHS[name]).split(os.sep)[0] for name in ("dataset", "runs", "report")})
+
+
+def manifest(stage, study=None):
+    """The manifest a stage writes once its outputs are published: what the rules declare as their output, so
+    that the results themselves survive when Snakemake deletes a failed job's outputs."""
+    return str(manifests.path(PATHS["manifests"], stage, study))
+
+
+def withdraw_stale_manifests():
+    """A manifest whose results have since been damaged, or that were made from results being remade, no longer
+    vouches for them: remove it, so that this run rebuilds what is needed. Remove what killed jobs were writing.
+    Neither while another tool's run is working here (it is refused at onstart)."""
+    owner = pipeline.owner(PIPELINE_LOCK)
+    if owner is not None and owner["tool"] != "snakemake":
+        return
+    for path, reason in manifests.stale(PATHS["manifests"]).items():
+        logger.warning(f"{path}: {reason}; that stage runs again")
+        os.remove(path)
+    for folder in OUTPUT_FOLDERS:  # unless a job of another Snakemake writes it now (core/fileio.py)
+        for partial in fileio.remove_leftovers(folder):
+            logger.info(f"removed {partial}, left by a job that did not finish")
+
+
+if workflow.is_main_process:  # not again in each cluster job
+    withdraw_stale_manifests()
+
+
+onstart:  # with jobs to run: this run is the folder's pipeline run, or it stops if a DVC run is working here
+    checked(pipeline.claim, PIPELINE_LOCK, "snakemake", os.getpid())
+
+
 def log_path(name):
     return f"{PATHS['logs']}/{name}.log"
 
 
-def parent_of(name):
-    """The folder holding the per-study folders of input `name` (the CLI takes the parent)."""
-    return lambda wildcards, input: os.path.dirname(input[name][0])
+def folder_of_output(wildcards, output):
+    """The manifests folder, where a stage writes its manifest (the rule's output)."""
+    return os.path.dirname(output[0])

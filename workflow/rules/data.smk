@@ -3,25 +3,30 @@ rule params:
         params=PATHS["params"],
         code=stage_code("params"),
     output:
-        PATHS["resolved_params"],
+        manifest("params"),
     params:
+        out=PATHS["resolved_params"],
+        manifests=folder_of_output,
         timings=PATHS["timings"],
     log:
         log_path("params"),
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad params --params {input.params} --out {output} --timings {params.timings} > {log} 2>&1"
+        "vgrad params --params {input.params} --out {params.out} --manifests {params.manifests}"
+        " --timings {params.timings} > {log} 2>&1"
 
 
 rule data:
     input:
         code=stage_code("data"),
     output:
-        csv=PATHS["dataset"],
-        plot=PATHS["dataset_plot"],
+        manifest("data"),
     params:
         file=PATHS["params"],
+        csv=PATHS["dataset"],
+        plot=PATHS["dataset_plot"],
+        manifests=folder_of_output,
         timings=PATHS["timings"],
         data=config["data"],
     log:
@@ -29,5 +34,5 @@ rule data:
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad data --params {params.file} --out-csv {output.csv} --out-plot {output.plot}"
-        " --timings {params.timings} > {log} 2>&1"
+        "vgrad data --params {params.file} --out-csv {params.csv} --out-plot {params.plot}"
+        " --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"

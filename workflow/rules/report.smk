@@ -1,14 +1,16 @@
 rule metrics:
     input:
-        tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
+        tables=[manifest("gradients", study) for study in STUDIES],
         code=stage_code("metrics"),
     output:
-        metrics=PATHS["metrics"],
-        plots=directory(PATHS["plots"]),
+        manifest("metrics"),
     params:
         file=PATHS["params"],
+        tables=PATHS["tables"],
+        out=PATHS["metrics"],
+        plots=PATHS["plots"],
+        manifests=folder_of_output,
         timings=PATHS["timings"],
-        tables=parent_of("tables"),
         events=config["events"],
         studies=config["studies"],
     log:
@@ -16,34 +18,31 @@ rule metrics:
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad metrics --params {params.file} --tables {params.tables} --out {output.metrics}"
-        " --plots {output.plots} --timings {params.timings} > {log} 2>&1"
+        "vgrad metrics --params {params.file} --tables {params.tables} --out {params.out} --plots {params.plots}"
+        " --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"
 
 
 rule report:
     input:
         notebook=PATHS["notebook"],
-        params=PATHS["resolved_params"],
-        dataset=PATHS["dataset"],
-        dataset_plot=PATHS["dataset_plot"],
-        metrics=PATHS["metrics"],
-        plots=PATHS["plots"],
-        tables=expand(f"{PATHS['tables']}/{{study}}", study=STUDIES),
-        runs=expand(f"{PATHS['runs']}/{{study}}", study=STUDIES),
+        upstream=[manifest(stage) for stage in ("params", "data", "metrics")],
+        studies=[manifest(stage, study) for stage in ("train", "gradients") for study in STUDIES],
         code=stage_code("report"),
     output:
-        PATHS["report"],
+        manifest("report"),
     params:
         file=PATHS["params"],
+        out=PATHS["report"],
+        paths=PATHS,
+        manifests=folder_of_output,
         timings=PATHS["timings"],
-        tables=parent_of("tables"),
-        runs=parent_of("runs"),
     log:
         log_path("report"),
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad report --params {params.file} --notebook {input.notebook} --out {output}"
-        " --in-params {input.params} --in-dataset {input.dataset} --in-dataset-plot {input.dataset_plot}"
-        " --in-tables {params.tables} --in-metrics {input.metrics} --in-plots {input.plots}"
-        " --in-runs {params.runs} --in-timings {params.timings} --timings {params.timings} > {log} 2>&1"
+        "vgrad report --params {params.file} --notebook {input.notebook} --out {params.out}"
+        " --in-params {params.paths[resolved_params]} --in-dataset {params.paths[dataset]}"
+        " --in-dataset-plot {params.paths[dataset_plot]} --in-tables {params.paths[tables]}"
+        " --in-metrics {params.paths[metrics]} --in-plots {params.paths[plots]} --in-runs {params.paths[runs]}"
+        " --in-timings {params.timings} --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"

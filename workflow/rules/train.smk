@@ -1,11 +1,14 @@
 rule train:
     input:
-        data=PATHS["dataset"],
+        data=manifest("data"),
         code=stage_code("train"),
     output:
-        directory(f"{PATHS['runs']}/{{study}}"),
+        manifest("train", "{study}"),
     params:
         file=PATHS["params"],
+        data=PATHS["dataset"],
+        out=f"{PATHS['runs']}/{{study}}",
+        manifests=folder_of_output,
         timings=PATHS["timings"],
         train=config["train"],
         events=RUN_EVENTS,
@@ -17,19 +20,22 @@ rule train:
         log_path("train/{study}"),
     conda:
         "../envs/vanishing-gradients.yaml"
-    shell:  # VGRAD_DIE_WITH: the trainer stops if this Snakemake is killed (bash's parent)
-        "VGRAD_DIE_WITH=$PPID vgrad train --params {params.file} --study {wildcards.study} --data {input.data}"
-        " --out {output} --threads {threads} --timings {params.timings} > {log} 2>&1"
+    shell:
+        "vgrad train --params {params.file} --study {wildcards.study} --data {params.data} --out {params.out}"
+        " --threads {threads} --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"
 
 
 rule gradients:
     input:
-        runs=f"{PATHS['runs']}/{{study}}",
+        runs=manifest("train", "{study}"),
         code=stage_code("gradients"),
     output:
-        directory(f"{PATHS['tables']}/{{study}}"),
+        manifest("gradients", "{study}"),
     params:
         file=PATHS["params"],
+        runs=f"{PATHS['runs']}/{{study}}",
+        out=f"{PATHS['tables']}/{{study}}",
+        manifests=folder_of_output,
         timings=PATHS["timings"],
         events=RUN_EVENTS,
     log:
@@ -37,5 +43,5 @@ rule gradients:
     conda:
         "../envs/vanishing-gradients.yaml"
     shell:
-        "vgrad gradients --params {params.file} --study {wildcards.study} --runs {input.runs}"
-        " --out {output} --timings {params.timings} > {log} 2>&1"
+        "vgrad gradients --params {params.file} --study {wildcards.study} --runs {params.runs} --out {params.out}"
+        " --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"

@@ -89,7 +89,7 @@ def round_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda c: c.round(6) if pd.api.types.is_float_dtype(c) else c)
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `metrics`: metrics.json and the plot data, from every study's tables."""
     tables = analyse(params, args.tables)
     metrics = headline_metrics(params, tables)

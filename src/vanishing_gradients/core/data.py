@@ -57,7 +57,7 @@ def plot_dataset(frame: pd.DataFrame, path, noise: float) -> None:
     plt.close(fig)
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `data`: write the dataset's CSV and its scatter plot."""
     frame = make_dataset(params["data"])
     with atomic_path(args.out_csv) as csv, atomic_path(args.out_plot) as png:

@@ -32,6 +32,22 @@ def _only_writer(target: Path):
         os.close(lock)  # releases the lock
 
 
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Remove what killed writers left below `folder` (hidden `.<name>.partial-*` temporaries), each only while no
+    writer of its output holds the lock; the removed paths."""
+    removed = []
+    for partial in sorted(Path(folder).glob("**/.*.partial-*")):
+        target = partial.with_name(partial.name[1:].rsplit(".partial-", 1)[0])
+        try:
+            with _only_writer(target):
+                if partial.exists():
+                    shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+                    removed.append(partial)
+        except (StageError, OSError):  # being written now, or not ours to remove
+            continue
+    return removed
+
+
 @contextmanager
 def atomic_path(target: str | Path, is_dir: bool = False):
     """Yield a temporary sibling path; on success it replaces `target`, on failure it is removed. One writer of

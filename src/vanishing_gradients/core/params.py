@@ -135,7 +135,7 @@ def require_study(params: dict, name: str) -> dict:
     return params["studies"][name]
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `params`: write the validated parameters as JSON, the report's record of what produced it, and say
     what each study will cost."""
     write_json(args.out, params)

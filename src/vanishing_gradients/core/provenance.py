@@ -44,9 +44,9 @@ def say(stage: str, message: str) -> None:
 def timed(stage: str, path, **extra):
     """Record a stage's wall time (and `extra`, updatable by the caller) in JSON at `path`."""
     start = time.time()
-    record = {"stage": stage, "host": socket.gethostname(), **extra}
-    yield record
-    record["wall_s"] = round(time.time() - start, 3)
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    timing = {"stage": stage, "host": socket.gethostname(), **extra}
+    yield timing
+    timing["wall_s"] = round(time.time() - start, 3)
+    timing["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if path is not None:
-        write_json(path, record)
+        write_json(path, timing)

@@ -96,7 +96,7 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keys + extra].sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `gradients`: read one study's event files, check them, write its tables."""
     tables = extract_study(args.runs, variants(params, args.study), params["train"]["epochs"], params["events"])
     with atomic_path(args.out, is_dir=True) as out:

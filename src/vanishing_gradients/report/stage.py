@@ -35,7 +35,7 @@ def build_report(notebook: str | Path, parameters: dict, out_html: Path) -> None
         out_html.write_text(to_html(nbformat.read(executed, as_version=4)))
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `report`: the notebook run on the pipeline's outputs (the --in-* paths), as one HTML file."""
     inputs = {k: str(v) for k, v in vars(args).items() if k.startswith("in_")}
     required = [args.notebook, *(path for key, path in inputs.items() if key != "in_timings")]  # timings: optional

@@ -57,7 +57,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
     return device, groups.train_groups(todo, train, events, data, jax_device, log)
 
 
-def run(args, params: dict, record: dict) -> None:
+def run(args, params: dict, timing: dict) -> None:
     """Stage `train`: one study's run folder, a logdir per variant and per seed, and run.json."""
     frame = read_dataset(args.data)
     data = {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
@@ -69,7 +69,7 @@ def run(args, params: dict, record: dict) -> None:
             f"{train['engine']} engine; estimate: {estimate(params, args.study)}")
         start = time.time()
         device, trained = train_variants(todo, train, events, data, args.threads, lambda m: say(stage, m))
-        record.update(engine=train["engine"], device=device, n_models=n_models)
+        timing.update(engine=train["engine"], device=device, n_models=n_models)
         for i, (variant, result) in enumerate(trained, 1):
             seeds = write_variant(out / variant.name, variant, result, train, events)
             accuracy = [s["accuracy_test"] for s in seeds]
