@@ -44,8 +44,12 @@ def replica_bytes(variant: Variant, train: dict, events: dict, n_test: int) -> i
 def run_size(group: list[Variant], train: dict, events: dict, n_test: int) -> int:
     """Replicas per program run for a group: train.chunk, or fewer where that many would not fit in PROGRAM_BYTES
     (the split depends on the parameters alone, never on the machine, so the numbers do too)."""
-    per_replica = max(replica_bytes(v, train, events, n_test) for v in group)
-    return max(1, min(train["chunk"], PROGRAM_BYTES // per_replica))
+    return _fitting(max(replica_bytes(v, train, events, n_test) for v in group), train["chunk"])
+
+
+def _fitting(per_replica: int, chunk: int) -> int:
+    """Replicas per program run: `chunk`, or as many as fit in PROGRAM_BYTES (at least one)."""
+    return max(1, min(chunk, PROGRAM_BYTES // per_replica))
 
 
 @dataclass(frozen=True)
@@ -83,8 +87,8 @@ def estimate(params: dict, study: str) -> Estimate:
     train, events, rows = params["train"], params["events"], params["data"]["n_samples"]
     n_test, epochs = rows - params["data"]["n_train"], train["epochs"]
     models = sum(len(v.seeds) for v in todo)
-    runs = [(min(run_size(g, train, events, n_test), sum(len(v.seeds) for v in g)),
-             max(replica_bytes(v, train, events, n_test) for v in g)) for g in groups]
+    per_replica = [max(replica_bytes(v, train, events, n_test) for v in g) for g in groups]
+    runs = [(min(_fitting(b, train["chunk"]), sum(len(v.seeds) for v in g)), b) for g, b in zip(groups, per_replica)]
     work = sum(len(v.seeds) * epochs * rows * _weights(v) for v in todo)
     return Estimate(len(todo), models, models * epochs, len(groups), len(todo) + models,
                     max(k * b for k, b in runs), max(b for _, b in runs),

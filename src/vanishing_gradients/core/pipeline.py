@@ -44,7 +44,7 @@ def _start_time(pid: int) -> str | None:
     except ProcessLookupError:
         return None
     except PermissionError:  # it exists, under another user
-        pass
+        return "?"
     return "?"
 
 

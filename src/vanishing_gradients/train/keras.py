@@ -27,6 +27,9 @@ from ..record.events import tensorboard_buckets  # noqa: E402
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"the reference engine needs Keras on TensorFlow; keras was already loaded "
                       f"with the {keras.backend.backend()!r} backend")
+# Keras's names for the model statistics in `logs`
+KERAS_LOGS = {"loss_train": "loss", "accuracy_train": "accuracy", "loss_test": "val_loss",
+              "accuracy_test": "val_accuracy"}
 
 
 def keras_initializer(init: str | dict) -> keras.initializers.Initializer:
@@ -133,9 +136,7 @@ class StatisticsRecorder(keras.callbacks.Callback):
         self._record(0, train_grad_means=None, before=None)
 
     def on_epoch_end(self, epoch, logs=None):
-        keras_names = {"loss_train": "loss", "accuracy_train": "accuracy", "loss_test": "val_loss",
-                       "accuracy_test": "val_accuracy"}
-        self.history.append([logs[keras_names[name]] for name in MODEL_STATISTICS])
+        self.history.append([logs[KERAS_LOGS[name]] for name in MODEL_STATISTICS])
         before, self._kernels = self._kernels, self._kernel_values()
         self._record(epoch + 1, train_grad_means=self.recorder.pop_means(), before=before)
 
