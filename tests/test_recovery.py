@@ -82,29 +82,29 @@ def test_a_killed_trainer_keeps_the_previous_results(repo, tool):
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_damaged_results_are_rebuilt_by_a_plain_run(repo, tool):
-    """An event file deleted from one study and another truncated: the next plain run rebuilds those two studies
-    (and what is made from them), nothing else."""
+    """One event file of a study deleted and another truncated: the next plain run rebuilds that study (and what is
+    made from it), nothing else."""
     in_sync(repo)
-    deleted, truncated = (next((repo / "results" / "runs" / study).rglob("events.out.tfevents.*"))
-                          for study in ("deep_relu", "deep_tanh"))
+    deleted, truncated = sorted((repo / "results" / "runs" / "deep_relu").rglob("events.out.tfevents.*"))[:2]
     deleted.unlink()
     truncated.write_bytes(truncated.read_bytes()[:100])
     if tool == "snakemake":
-        assert planned_jobs(repo) == {"train": 2, "gradients": 2, "metrics": 1, "report": 1, "all": 1}
+        assert planned_jobs(repo) == {"train": 1, "gradients": 1, "metrics": 1, "report": 1, "all": 1}
     else:
-        assert {"train@deep_relu", "train@deep_tanh"} <= set(json.loads(run(repo, "dvc", "status", "--json").stdout))
+        assert "train@deep_relu" in json.loads(run(repo, "dvc", "status", "--json").stdout)
     run(repo, *TOOLS[tool])
-    assert deleted.exists() or list(deleted.parent.glob("events.out.tfevents.*"))
+    assert list(deleted.parent.glob("events.out.tfevents.*"))
     vouched(repo)
 
 
 def test_snakemake_and_dvc_started_together_one_refuses(repo):
-    """Both started at once with work to do: one refuses at once, naming the other, and ran no stage; the other
-    completes; no temporary is left and every manifest vouches for its results."""
+    """Both started at once with work to do (a new success threshold: the metrics and the report): one refuses at
+    once, naming the other, and ran no stage; the other completes; no temporary is left and every manifest vouches
+    for its results."""
     in_sync(repo)
     good = (repo / "params.yaml").read_text()
     params = yaml.safe_load(good)
-    params["train"]["epochs"] += 1
+    params["events"]["success_accuracy"] = 0.55
     write_params(repo, params)
     try:
         jobs = {tool: subprocess.Popen(cmd, cwd=repo, env=LOCAL_ENV, stdout=subprocess.PIPE,
