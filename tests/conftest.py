@@ -102,8 +102,8 @@ def write_params(repo: Path, params: dict) -> None:
 
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory):
-    """A copy of the repository with the tiny study as a git repo, shared by the end-to-end tests (each starts by
-    bringing it to the state it needs)."""
+    """A copy of the repository with the tiny study as a git repo, shared by the end-to-end tests of a test file
+    (one per test worker: pyproject.toml runs each file on one worker)."""
     repo = copy_repo(tmp_path_factory.mktemp("study"))
     write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))
     run(repo, "git", "init", "-q")

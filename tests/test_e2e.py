@@ -174,7 +174,7 @@ def test_queued_experiments_run_and_are_listed(repo):
     """README: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both."""
     for seeds in (4, 5):  # a study's own parameter: each experiment retrains that study alone
         run(repo, "dvc", "exp", "run", "--queue", "-S", f"studies.deep_relu.seeds={seeds}")
-    run(repo, "dvc", "queue", "start", "-j", "1")
+    run(repo, "dvc", "queue", "start", "-j", "2")
     deadline = time.time() + 600
     while time.time() < deadline:
         status = run(repo, "dvc", "queue", "status").stdout
