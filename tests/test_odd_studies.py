@@ -9,15 +9,16 @@ import yaml
 
 from conftest import ROOT
 from vanishing_gradients import cli
+from vanishing_gradients.core import manifests
 from vanishing_gradients.core.statistics import LAYER, MODEL_STATISTICS
 from vanishing_gradients.record.runs import diverged
 
 
 def _pipeline(tmp, params: dict) -> dict:
-    """Every stage but the Snakefile's bookkeeping, in-process, on `params`: the metrics JSON and the report."""
+    """Every stage, in-process as the pipeline tools run them, on `params`: the metrics JSON and the report."""
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    common = ["--params", str(path), "--timings", str(tmp / "timings")]
+    common = ["--params", str(path), "--timings", str(tmp / "timings"), "--manifests", str(tmp / "manifests")]
     data = tmp / "circles.csv"
     assert cli.main(["params", *common, "--out", str(tmp / "params.json")]) == 0
     assert cli.main(["data", *common, "--out-csv", str(data), "--out-plot", str(tmp / "circles.png")]) == 0
@@ -34,6 +35,7 @@ def _pipeline(tmp, params: dict) -> dict:
                      "--in-dataset-plot", str(tmp / "circles.png"), "--in-tables", str(tmp / "tables"),
                      "--in-metrics", str(tmp / "metrics.json"), "--in-plots", str(tmp / "plots"),
                      "--in-runs", str(tmp / "runs"), "--in-timings", str(tmp / "timings")]) == 0
+    assert manifests.stale(tmp / "manifests") == {}  # each stage listed what it published and read
     return json.loads((tmp / "metrics.json").read_text()) | {"report": report.read_text()}
 
 
@@ -43,6 +45,9 @@ def small(params):
     params["events"].update(stats_freq=1, histogram_freq=1, detail_seeds=1)
     params["configs"]["relu_exploding"] = {**params["configs"]["relu_he"],
                                            "optimizer": {"name": "sgd", "learning_rate": 1.0e+30}}
+    # tanh bounds the activations: the loss may stay finite while the weights overflow
+    params["configs"]["tanh_overflowing"] = {**params["configs"]["tanh_glorot"],
+                                             "optimizer": {"name": "sgd", "learning_rate": 1.0e+38}}
     return params
 
 
@@ -56,9 +61,11 @@ def test_one_study_alone(small, tmp_path):
 def test_every_seed_diverged_and_nothing_swept_over_depth(small, tmp_path):
     small["studies"] = {"alone": {"configs": ["relu_he"], "depths": [2], "widths": [5]},
                         "exploding": {"configs": ["relu_exploding"], "depths": [2], "widths": [5]},
+                        "overflowing": {"configs": ["tanh_overflowing"], "depths": [2], "widths": [5]},
                         "grid": {"configs": ["tanh_glorot"], "depths": [1], "widths": [3, 5]}}
     found = _pipeline(tmp_path, small)
     assert found["studies"]["exploding"]["diverged_share"] == 1.0
+    assert found["studies"]["overflowing"]["diverged_share"] == 1.0, found["studies"]["overflowing"]
     assert found["studies"]["exploding"]["success_rate"]["rate"] == 0.0
     assert found["studies"]["alone"]["diverged_share"] == 0.0
     assert found["trainable_depth"] == {}
