@@ -137,7 +137,7 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     os.kill(job.pid, signal.SIGKILL)  # Snakemake alone: its jobs are left to themselves
     job.wait()
     deadline = time.time() + 30
-    while trainers(repo):  # each stops once it sees Snakemake gone (VGRAD_DIE_WITH)
+    while trainers(repo):  # each stops once it sees Snakemake gone (VGRAD_LAUNCHER, core/pipeline.py)
         assert time.time() < deadline, "trainers kept running after Snakemake was killed"
         time.sleep(0.2)
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
