@@ -74,9 +74,9 @@ def manifest(stage, study=None):
 def withdraw_stale_manifests():
     """A manifest whose results have since been damaged, or that were made from results being remade, no longer
     vouches for them: remove it, so that this run rebuilds what is needed. Remove what killed jobs were writing.
-    Neither while another tool's run is working here (it is refused at onstart)."""
-    owner = pipeline.owner(PIPELINE_LOCK)
-    if owner is not None and owner["tool"] != "snakemake":
+    Neither while another run is working here (a DVC run: this one is refused at onstart; another Snakemake: its
+    running jobs' manifests are gone for now, which says nothing about the results)."""
+    if pipeline.owner(PIPELINE_LOCK) is not None:
         return
     for path, reason in manifests.stale(PATHS["manifests"]).items():
         logger.warning(f"{path}: {reason}; that stage runs again")
