@@ -35,7 +35,6 @@ rule report:
         out=PATHS["report"],
         paths=PATHS,
         manifests=folder_of_output,
-        timings=PATHS["timings"],
     log:
         log_path("report"),
     conda:
@@ -45,4 +44,5 @@ rule report:
         " --in-params {params.paths[resolved_params]} --in-dataset {params.paths[dataset]}"
         " --in-dataset-plot {params.paths[dataset_plot]} --in-tables {params.paths[tables]}"
         " --in-metrics {params.paths[metrics]} --in-plots {params.paths[plots]} --in-runs {params.paths[runs]}"
-        " --in-timings {params.timings} --manifests {params.manifests} --timings {params.timings} > {log} 2>&1"
+        " --in-timings {params.paths[timings]} --manifests {params.manifests} --timings {params.paths[timings]}"
+        " > {log} 2>&1"
