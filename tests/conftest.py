@@ -24,6 +24,14 @@ def params():
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+@pytest.fixture(scope="module")
+def data():
+    """The circles of params.yaml's data section: {"train": (x, y), "test": (x, y)}."""
+    from vanishing_gradients.core.data import arrays, make_dataset
+    frame = make_dataset(yaml.safe_load((ROOT / "params.yaml").read_text())["data"])
+    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
+
+
 def spec_for(params: dict, study: str, depth: int | None = None):
     """The model of a one-variant study (or of its config at another depth)."""
     from vanishing_gradients.core.models import ModelSpec

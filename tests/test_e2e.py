@@ -34,10 +34,12 @@ def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
 
 
-def test_success_threshold_reruns_only_the_metrics(repo):
-    """events.success_accuracy is read by the metrics alone: changing it retrains nothing, under either tool."""
+def test_success_and_failure_thresholds_rerun_only_the_metrics(repo):
+    """events.success_accuracy and events.failure are read by the metrics alone: changing them retrains nothing,
+    under either tool."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["events"]["success_accuracy"] = 0.55
+    params["events"]["failure"]["collapsed"] = 0.95
     write_params(repo, params)
     try:
         planned = planned_jobs(repo)

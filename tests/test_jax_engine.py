@@ -9,7 +9,6 @@ from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 from tensorboard.util import tensor_util
 
 from conftest import spec_for
-from vanishing_gradients.core.data import arrays, make_dataset
 from vanishing_gradients.train.jax import initializers as ji
 from vanishing_gradients.train.jax import program as je
 from vanishing_gradients.train.jax import statistics as jst
@@ -18,15 +17,6 @@ from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
 EPOCHS = 5
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 ADAM = {"name": "adam", "learning_rate": 0.01}
-
-
-@pytest.fixture(scope="module")
-def data():
-    import yaml
-
-    from conftest import ROOT
-    frame = make_dataset(yaml.safe_load((ROOT / "params.yaml").read_text())["data"])
-    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
 
 
 def _keras_reference(spec, optimizer, data, perms, seed=3):
@@ -203,10 +193,11 @@ def test_initialisers_follow_keras_limits(params):
     assert uniform.min() >= 0 and uniform.max() <= 1 and uniform.min() < 0.01 and uniform.max() > 0.99
 
 
-@pytest.mark.parametrize("study", ["deep_relu", "depth_tanh_glorot"])
+@pytest.mark.parametrize("study", ["deep_relu", "depth_tanh_glorot", "depth_tanh_orthogonal"])
 def test_initial_weights_have_keras_distribution(params, study):
     """Per layer, the kernels the engine draws for 80 seeds and those Keras draws for 80 seeds pass a
-    two-sample Kolmogorov-Smirnov test (He and Glorot uniform; the engines' seeds differ, their laws not)."""
+    two-sample Kolmogorov-Smirnov test (He and Glorot uniform, orthogonal; the engines' seeds differ, their laws
+    not)."""
     pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
     from scipy.stats import ks_2samp
 
@@ -220,6 +211,20 @@ def test_initial_weights_have_keras_distribution(params, study):
     for layer, (kernel, _) in enumerate(ours):
         keras_kernels = np.concatenate([np.ravel(model[layer]) for model in theirs])
         assert ks_2samp(np.ravel(kernel), keras_kernels).pvalue > 1e-3, f"layer {layer}"
+
+
+def test_orthogonal_kernels_are_orthogonal_with_keras_orientation(params):
+    """keras.initializers.Orthogonal: a 5 x 5 kernel is orthogonal, the 2 x 5 input kernel has orthonormal rows,
+    and the 5 x 1 output kernel (here Glorot) is left alone; in a mixed group only orthogonal replicas are."""
+    spec = spec_for(params, "depth_tanh_orthogonal", depth=3)
+    glorot = spec_for(params, "depth_tanh_glorot", depth=3)
+    layers = ji.init_params([spec] * 20 + [glorot] * 5, range(25))
+    for kernel, _ in layers[:-1]:
+        k = np.moveaxis(np.asarray(kernel), -1, 0)  # (replicas, fan_in, fan_out)
+        gram = k[:20] @ np.swapaxes(k[:20], 1, 2)  # rows orthonormal: fan_in <= fan_out here
+        np.testing.assert_allclose(gram, np.broadcast_to(np.eye(k.shape[1]), gram.shape), atol=1e-5)
+        assert not np.allclose(k[20:] @ np.swapaxes(k[20:], 1, 2), np.eye(k.shape[1]), atol=1e-2)
+    assert np.abs(np.asarray(layers[-1][0])).max() <= np.sqrt(6 / 6)
 
 
 def test_in_program_histograms_equal_tensorboards():

@@ -4,22 +4,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vanishing_gradients.core.data import arrays, make_dataset
 from vanishing_gradients.train.keras import (GradientRecorder, keras, recording_optimizer, tf, train_one,
                                               validation_gradients)
 from vanishing_gradients.core.models import ModelSpec
 from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
 
 TINY = ModelSpec(depth=2, width=3, activation="tanh", hidden_init="glorot_uniform", output_init="glorot_uniform")
-
-
-@pytest.fixture(scope="module")
-def data():
-    import yaml
-
-    from conftest import ROOT
-    frame = make_dataset(yaml.safe_load((ROOT / "params.yaml").read_text())["data"])
-    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
 
 
 def _fit(spec, optimizer, data, record, epochs=3):

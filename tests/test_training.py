@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from vanishing_gradients import cli
+from vanishing_gradients.core.statistics import ANATOMY_STATISTICS
 from vanishing_gradients.record.events import read_events
 
 STUDY = "sweep"
@@ -68,9 +69,14 @@ def test_same_runs_tags_and_steps(runs, run):
     assert _keys(k_scalars) == _keys(j_scalars)
     assert _keys(k_hist) == _keys(j_hist)
     assert (k_hist.groupby(["statistic", "layer", "epoch"]).size() == 30).all()
-    if run.endswith("seed_2"):  # not a detail seed: final metrics only
+    if run.endswith("/seed_1") or run.endswith("/seed_2"):  # every seed: its anatomy at the first and last epoch
+        anatomy = j_scalars[j_scalars["statistic"].isin(list(ANATOMY_STATISTICS))]
+        assert set(anatomy["epoch"]) == {0, 3} and set(anatomy["statistic"]) == set(ANATOMY_STATISTICS)
+        assert ("grad_mean_abs", "output", 0) in _keys(anatomy) and ("units_dead", "output", 0) not in _keys(anatomy)
+    if run.endswith("seed_2"):  # not a detail seed: final metrics and anatomy only
         assert set(j_scalars["statistic"]) == {"final_loss_train", "final_accuracy_train", "final_loss_test",
-                                                "final_accuracy_test", "epochs_to_target", "diverged"}
+                                                "final_accuracy_test", "epochs_to_target", "loss_slope",
+                                                "diverged"} | set(ANATOMY_STATISTICS)
         assert k_hist.empty
     else:
         if run.endswith("seed_1"):  # a detail seed: histograms at epochs 0 and 2 (histogram_freq 2)

@@ -31,9 +31,9 @@ if config:  # --config or --configfile: the stages would not see them, since eve
 config.update(checked(load, PATHS["params"]))
 
 STUDIES = list(config["studies"])
-# The events settings that runs and their tables are made with: all but success_accuracy, which only the
-# metrics read (changing it re-runs the metrics and the report, not the training). dvc.yaml lists the same.
-RUN_EVENTS = {key: value for key, value in config["events"].items() if key != "success_accuracy"}
+# The events settings that runs and their tables are made with: all but success_accuracy and failure, which only
+# the metrics read (changing them re-runs the metrics and the report, not the training). dvc.yaml lists the same.
+RUN_EVENTS = {key: value for key, value in config["events"].items() if key not in ("success_accuracy", "failure")}
 
 
 def flat(entries):

@@ -10,6 +10,7 @@ from ..core.fileio import atomic_path, write_json
 from ..core.provenance import say
 from ..core.study import variants
 from ..record.tables import read_table
+from .anatomy import OUTCOMES, outcome_counts, outcomes, per_seed
 from .summary import TRAINABLE, gradient_flow, layer_index, trainable_depth, variant_summary
 
 DIGITS = 4  # rounding keeps metrics.json readable and its diffs meaningful; far below seed-to-seed spread
@@ -31,6 +32,9 @@ def analyse(params: dict, tables_dir) -> dict[str, pd.DataFrame]:
     studies = list(params["studies"])
     success = params["events"]["success_accuracy"]
     seeds, per_variant = read_table(tables_dir, studies, "seeds"), read_table(tables_dir, studies, "variants")
+    anatomy = read_table(tables_dir, studies, "anatomy")
+    seeds = per_seed(anatomy, seeds, params)
+    seeds["outcome"] = outcomes(seeds, success, params["events"]["failure"])
     summary = variant_summary(seeds, success)
     sweeps = summary.groupby(["config", "width"])["depth"].nunique()
     depth_rows = []
@@ -41,14 +45,17 @@ def analyse(params: dict, tables_dir) -> dict[str, pd.DataFrame]:
         summary[["study", "variant", "depth"]], on=["study", "variant"])
     layers["layer_index"] = [layer_index(layer, d) for layer, d in zip(layers["layer"], layers["depth"])]
     return {"seeds": seeds, "summary": summary, "trainable_depth": pd.DataFrame(depth_rows, columns=TRAINABLE),
-            "flow": gradient_flow(per_variant, summary), "per_variant": per_variant, "layers": layers}
+            "flow": gradient_flow(per_variant, summary), "per_variant": per_variant, "layers": layers,
+            "outcomes": outcome_counts(seeds, ["study", "variant", "config", "width", "depth"]),
+            "init_grads": anatomy[(anatomy["statistic"] == "grad_mean_abs") & (anatomy["epoch"] == 0)]}
 
 
 def headline_metrics(params: dict, tables: dict[str, pd.DataFrame]) -> dict:
-    """metrics.json: per headline study accuracy and success rate (with intervals) and the first/last
-    gradient ratio; trainable depth per config and width."""
+    """metrics.json: per headline study accuracy and success rate (with intervals), the first/last gradient
+    ratio and its seeds' outcomes (succeeded or a failure kind); trainable depth per config and width."""
     out = {"studies": {}, "trainable_depth": {}}
     summary, flow = tables["summary"].set_index("study"), tables["flow"].set_index("study")
+    counts = tables["outcomes"].set_index("study")
     for study in headline_studies(params):
         s, f = summary.loc[study], flow.loc[study]
         out["studies"][study] = {
@@ -58,7 +65,8 @@ def headline_metrics(params: dict, tables: dict[str, pd.DataFrame]) -> dict:
                              "high": _num(s["success_high"])},
             "diverged_share": _num(s["diverged_share"]),
             "grad_ratio_first_output": {"init": _num(f["ratio_first_output_init"]),
-                                        "training": _num(f["ratio_first_output_train"])}}
+                                        "training": _num(f["ratio_first_output_train"])},
+            "outcomes": {kind: int(counts.loc[study, kind]) for kind in OUTCOMES}}
     for row in tables["trainable_depth"].itertuples():
         out["trainable_depth"][f"{row.config}-w{row.width:02d}"] = {
             "depth": _num(row.depth), "low": _num(row.low), "high": _num(row.high),

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..core.extensions import ACTIVATIONS, bounds
+from ..core.extensions import ACTIVATIONS, moments
 
 # Gauss-Hermite nodes for E over a standard normal (an even count: none at 0, where relu' jumps)
 _Z, _W = np.polynomial.hermite_e.hermegauss(80)
@@ -26,15 +26,13 @@ def phi(activation: str):
 
 
 def applies(init) -> bool:
-    """The theory needs zero-mean weights: Keras's symmetric uniform initialisers, not RandomUniform(0, 1)."""
-    low, high = bounds(init, 2, 2)
-    return math.isclose(low, -high)
+    """The theory needs zero-mean weights: Keras's symmetric initialisers, not RandomUniform(0, 1)."""
+    return math.isclose(moments(init, 2, 2)[0], 0.0, abs_tol=1e-12)
 
 
 def sigma_w2(init, fan_in: int, fan_out: int) -> float:
-    """fan_in x the variance of a kernel entry (uniform on [low, high) has variance (high - low)^2 / 12)."""
-    low, high = bounds(init, fan_in, fan_out)
-    return fan_in * (high - low) ** 2 / 12
+    """fan_in x the variance of a kernel entry."""
+    return fan_in * moments(init, fan_in, fan_out)[1]
 
 
 def _expect(f, q: float) -> float:

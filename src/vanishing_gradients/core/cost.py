@@ -25,10 +25,11 @@ def _weights(variant: Variant) -> int:
     return (spec.n_inputs + 1) * w + (spec.depth - 1) * (w + 1) * w + w + 1
 
 
-def replica_bytes(variant: Variant, train: dict, events: dict, n_test: int) -> int:
+def replica_bytes(variant: Variant, train: dict, events: dict, n_rows: int) -> int:
     """Peak bytes one replica of `variant` holds in a program (an upper bound, twice the arrays for XLA's
     temporaries): per-epoch history, per-layer statistics and histograms over all epochs, weights with gradients,
-    optimiser state and the previous epoch's, a training step's and a validation pass's activations."""
+    optimiser state and the previous epoch's, a training step's activations and those of a pass over a whole split
+    (validation, or the anatomy's forward and backward pass over the training rows). n_rows: the larger split."""
     epochs, layers, width = train["epochs"], variant.depth + 1, variant.width
     weights = _weights(variant)
     n_stats = epochs // events["stats_freq"] + 1 + (epochs % events["stats_freq"] > 0)  # as stats_epochs counts them
@@ -36,15 +37,15 @@ def replica_bytes(variant: Variant, train: dict, events: dict, n_test: int) -> i
     buffers = (epochs * len(MODEL_STATISTICS) + n_stats * len(LAYER_STATISTICS) * layers
                + n_hist * layers * 2 * 32)
     state = weights * (2 + 2 + 1)  # weights, gradients, up to two optimiser slots, the previous epoch's weights
-    activations = (train["batch_size"] * 4 + n_test * 3) * width * layers  # a step (forward, backward), validation
-    validation_grads = -(-n_test // train["batch_size"]) * weights
+    activations = (train["batch_size"] + n_rows) * 4 * width * layers  # a step, a split (forward, backward)
+    validation_grads = -(-n_rows // train["batch_size"]) * weights
     return 2 * FLOAT * (buffers + state + activations + validation_grads)
 
 
-def run_size(group: list[Variant], train: dict, events: dict, n_test: int) -> int:
+def run_size(group: list[Variant], train: dict, events: dict, n_rows: int) -> int:
     """Replicas per program run for a group: train.chunk, or fewer where that many would not fit in PROGRAM_BYTES
     (the split depends on the parameters alone, never on the machine, so the numbers do too)."""
-    return _fitting(max(replica_bytes(v, train, events, n_test) for v in group), train["chunk"])
+    return _fitting(max(replica_bytes(v, train, events, n_rows) for v in group), train["chunk"])
 
 
 def _fitting(per_replica: int, chunk: int) -> int:
@@ -85,9 +86,9 @@ def estimate(params: dict, study: str) -> Estimate:
     todo = variants(params, study)
     groups = programs(todo)
     train, events, rows = params["train"], params["events"], params["data"]["n_samples"]
-    n_test, epochs = rows - params["data"]["n_train"], train["epochs"]
+    n_rows, epochs = max(rows - params["data"]["n_train"], params["data"]["n_train"]), train["epochs"]
     models = sum(len(v.seeds) for v in todo)
-    per_replica = [max(replica_bytes(v, train, events, n_test) for v in g) for g in groups]
+    per_replica = [max(replica_bytes(v, train, events, n_rows) for v in g) for g in groups]
     runs = [(min(_fitting(b, train["chunk"]), sum(len(v.seeds) for v in g)), b) for g, b in zip(groups, per_replica)]
     work = sum(len(v.seeds) * epochs * rows * _weights(v) for v in todo)
     return Estimate(len(todo), models, models * epochs, len(groups), len(todo) + models,

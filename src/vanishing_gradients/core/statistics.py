@@ -36,8 +36,29 @@ LAYER_STATISTICS = {
     "dead_share": Statistic("dead share", "share of the layer's units that output 0 for every validation input "
                             "(dead ReLU)", hidden_only=True),
 }
+# Per seed and layer, on the training inputs, at initialisation (epoch 0) and after the last epoch: how a network
+# is built to fail or learn (analysis/anatomy.py reads them to tell each failed seed's kind).
+ANATOMY_STATISTICS = {
+    "inputs_all_zero": Statistic("inputs with an all-zero layer", "share of the training inputs for which every "
+                                 "unit of the layer outputs 0 (all of them: the network's output is constant)",
+                                 hidden_only=True),
+    "units_dead": Statistic("dead units", "share of the layer's units that output 0 for every training input",
+                            hidden_only=True),
+    "activations_saturated": Statistic("saturated activations", "share of the layer's activations on the "
+                                       "training inputs with |a| > SATURATED", hidden_only=True),
+    "top_component_share": Statistic("variance in the top component", "share of the variance of the layer's "
+                                     "centred activations over the training inputs in its first principal "
+                                     "component (1: the inputs lie on one line there; 1 too when constant)",
+                                     hidden_only=True),
+    "activation_rms": Statistic("activation RMS", "root mean square of the layer's activations over the training "
+                                "inputs (the forward signal's size)", hidden_only=True),
+    "grad_mean_abs": Statistic("mean |dL/dW| (training set)", "mean |dLoss/dkernel| of the mean loss over all the "
+                               "training inputs (one full batch)"),
+}
+ANATOMY_EPOCHS = ("init", "end")  # epoch 0 and the last epoch
 MODEL = {name: i for i, name in enumerate(MODEL_STATISTICS)}  # row of each in arrays of model statistics
 LAYER = {name: i for i, name in enumerate(LAYER_STATISTICS)}  # row of each in arrays of layer statistics
+ANATOMY = {name: i for i, name in enumerate(ANATOMY_STATISTICS)}  # row of each in arrays of anatomy statistics
 SATURATED = 0.99
 
 

@@ -38,7 +38,9 @@ def seed_list(seeds: int | list[int]) -> tuple[int, ...]:
 
 
 def depth_list(depths: list[int] | dict) -> list[int]:
-    return list(range(depths["from"], depths["to"] + 1)) if isinstance(depths, dict) else list(depths)
+    if isinstance(depths, dict):
+        return list(range(depths["from"], depths["to"] + 1, depths.get("step", 1)))
+    return list(depths)
 
 
 def variants(params: dict, study: str) -> list[Variant]:

@@ -4,6 +4,7 @@ layout), not from training memory:
     variants.parquet    study, variant, statistic, layer, epoch, value   (mean over seeds)
     seeds.parquet       study, variant, config, depth, width, seed, final metrics, epochs_to_target, diverged
     detail.parquet      study, variant, seed, statistic, layer, epoch, value   (detail seeds)
+    anatomy.parquet     study, variant, seed, statistic, layer, epoch, value   (every seed, epoch 0 and the last)
     histograms.parquet  study, variant, seed, statistic, layer, epoch, bin_left, bin_right, count
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from ..core.errors import StageError
 from ..core.fileio import atomic_path
 from ..core.provenance import say
-from ..core.statistics import LAYER_STATISTICS, MODEL_STATISTICS, histogram_epochs, stats_epochs
+from ..core.statistics import ANATOMY_STATISTICS, LAYER_STATISTICS, MODEL_STATISTICS, histogram_epochs, stats_epochs
 from ..core.study import Variant, variants
 from .events import read_events
 from .runs import FINAL_PREFIX, SEED_STATISTICS, defined, seed_dir
@@ -31,6 +32,11 @@ def expected_records(layers: list[str], epochs: int, stats_freq: int) -> set[tup
     want = {(s, "model", e) for s in MODEL_STATISTICS for e in range(1, epochs + 1)}
     return want | {(s, layer, e) for s in LAYER_STATISTICS for layer in layers
                    for e in stats_epochs(epochs, stats_freq) if defined(s, layer, e)}
+
+
+def anatomy_records(layers: list[str], epochs: int) -> set[tuple[str, str, int]]:
+    """(statistic, layer, epoch) of every anatomy scalar a seed's run holds."""
+    return {(s, layer, e) for s in ANATOMY_STATISTICS for layer in layers for e in (0, epochs) if defined(s, layer, e)}
 
 
 def check_complete(scalars: pd.DataFrame, want: set, where: Path) -> None:
@@ -61,19 +67,22 @@ def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, eve
     for variant in variants:
         where = Path(run_dir) / variant.name
         full = expected_records(variant.spec.layer_names, epochs, events["stats_freq"])
+        anatomy = anatomy_records(variant.spec.layer_names, epochs)
         keys = {"study": variant.study, "variant": variant.name}
         scalars, _ = _read(where, full)
         tables["variants"].append(scalars.assign(**keys))
         for k, seed in enumerate(variant.seeds):
             is_detail = k < events["detail_seeds"]
-            scalars, histograms = _read(seed_dir(where, seed), final | (full if is_detail else set()))
+            scalars, histograms = _read(seed_dir(where, seed), final | anatomy | (full if is_detail else set()))
             is_final = scalars["statistic"].isin(final_statistics)
+            is_anatomy = scalars["statistic"].isin(list(ANATOMY_STATISTICS))
+            tables["anatomy"].append(scalars[is_anatomy].assign(**keys, seed=seed))
             at_end = scalars[(scalars["epoch"] == epochs) & is_final]
             row = dict(zip(at_end["statistic"].str.removeprefix(FINAL_PREFIX), at_end["value"]))
             tables["seeds"].append({**keys, "config": variant.config, "depth": variant.depth, "width": variant.width,
                                     "seed": seed, **row})
             if is_detail:
-                rest = scalars[~is_final]
+                rest = scalars[~is_final & ~is_anatomy]
                 tables["detail"].append(rest.assign(**keys, seed=seed))
                 if not row["diverged"]:  # a diverged run's histograms are skipped (no finite range)
                     want = {(kind, layer, e) for kind in ("grad_val", "kernel") for layer in variant.spec.layer_names
@@ -82,7 +91,7 @@ def extract_study(run_dir: str | Path, variants: list[Variant], epochs: int, eve
                 tables["histograms"].append(histograms.assign(**keys, seed=seed))
     out = {"seeds": pd.DataFrame(tables["seeds"])}
     out["seeds"]["diverged"] = out["seeds"]["diverged"].astype(bool)
-    for name in ("variants", "detail", "histograms"):
+    for name in ("variants", "detail", "histograms", "anatomy"):
         frame = pd.concat(tables[name], ignore_index=True) if tables[name] else pd.DataFrame(columns=KEYS)
         out[name] = _tidy(frame)
     return out

@@ -2,9 +2,10 @@
 
     <study>/<variant>/              mean over the seeds that did not diverge: model statistics every
                                     epoch, per-layer statistics every `events.stats_freq` epochs
-    <study>/<variant>/seed_<n>/     the seed's final metrics, epochs to reach the target accuracy and
-                                    whether it diverged; detail seeds also their own statistics and
-                                    histograms
+    <study>/<variant>/seed_<n>/     the seed's final metrics, epochs to reach the target accuracy,
+                                    the slope of its training loss at the end and whether it diverged;
+                                    its anatomy at epoch 0 and the last epoch; detail seeds also their
+                                    own statistics and histograms
 Each run carries an hparams summary so TensorBoard's HParams dashboard can compare variants.
 """
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from .events import EventWriter
-from ..core.statistics import (LAYER, LAYER_STATISTICS, MODEL, MODEL_STATISTICS, histogram_epochs,
-                       stats_epochs)
+from ..core.statistics import (ANATOMY_STATISTICS, LAYER, LAYER_STATISTICS, MODEL, MODEL_STATISTICS,
+                               histogram_epochs, stats_epochs)
 from ..core.study import Variant
 
 FINAL_PREFIX = "final_"
-SEED_STATISTICS = ("epochs_to_target", "diverged")  # per seed, at the last epoch, with the final_* ones
+SEED_STATISTICS = ("epochs_to_target", "loss_slope", "diverged")  # per seed, at the last epoch, with the final_* ones
+SLOPE_PER = 100  # loss_slope is the training loss's change per this many epochs
 SEED_DIR = "seed_{seed}"
 
 
@@ -46,10 +48,18 @@ def epochs_to_target(history: np.ndarray, target: float) -> np.ndarray:
     return np.where(reached.any(axis=0), reached.argmax(axis=0) + 1.0, np.nan)
 
 
+def loss_slope(history: np.ndarray) -> np.ndarray:
+    """(seeds,) least-squares slope of the training loss over the last tenth of the epochs (at least two), per
+    SLOPE_PER epochs: clearly negative for a seed still learning when training stopped. NaN if it diverged."""
+    tail = history[-max(2, len(history) // 10):, MODEL["loss_train"]]  # (epochs, seeds)
+    t = np.arange(len(tail)) - (len(tail) - 1) / 2
+    return SLOPE_PER * np.einsum("e,es->s", t, tail - tail.mean(axis=0)) / np.sum(t * t)
+
+
 def hparams(variant: Variant, train: dict, seed: int | None = None) -> dict:
     """A run's settings as TensorBoard hparams (numbers and strings)."""
     def init(i):
-        return i if isinstance(i, str) else f"{i['name']}({i['minval']}, {i['maxval']})"
+        return i if isinstance(i, str) else f"{i['name']}({', '.join(str(v) for k, v in i.items() if k != 'name')})"
     spec = variant.spec
     values = {"study": variant.study, "variant": variant.name, "config": variant.config, "depth": spec.depth,
               "width": spec.width, "activation": spec.activation, "hidden_init": init(spec.hidden_init),
@@ -60,7 +70,7 @@ def hparams(variant: Variant, train: dict, seed: int | None = None) -> dict:
 
 def defined(statistic: str, layer: str, epoch: int) -> bool:
     """Whether a per-layer statistic exists there (else it is never written, rather than written as NaN)."""
-    entry = LAYER_STATISTICS[statistic]
+    entry = LAYER_STATISTICS.get(statistic) or ANATOMY_STATISTICS[statistic]
     return not ((entry.hidden_only and layer == "output") or (entry.after_training and epoch == 0))
 
 
@@ -82,7 +92,7 @@ def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict
     """Write the variant's event files; returns per seed its final metrics, epochs to target, divergence."""
     history, final, stats = arrays["history"], arrays["final"], arrays["layer_stats"]
     lost = diverged(history, final, stats)
-    to_target = epochs_to_target(history, events["target_accuracy"])
+    to_target, slope = epochs_to_target(history, events["target_accuracy"]), loss_slope(history)
     layers = variant.spec.layer_names
     writer = EventWriter(variant_dir)
     writer.hparams(hparams(variant, train), f"{variant.study}/{variant.name}")
@@ -99,8 +109,13 @@ def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict
         summary = {**dict(zip(MODEL_STATISTICS, final[:, k].tolist())),
                    "epochs_to_target": float(to_target[k]), "diverged": bool(lost[k])}
         for statistic, value in zip([FINAL_PREFIX + s for s in MODEL_STATISTICS] + list(SEED_STATISTICS),
-                                    [*final[:, k], to_target[k], float(lost[k])]):
+                                    [*final[:, k], to_target[k], slope[k], float(lost[k])]):
             writer.scalar(statistic, value, train["epochs"])
+        for epoch, per_statistic in zip((0, train["epochs"]), arrays["anatomy"][..., k]):  # (A, L) each
+            for statistic, per_layer in zip(ANATOMY_STATISTICS, per_statistic):
+                for layer, value in zip(layers, per_layer):
+                    if defined(statistic, layer, epoch):
+                        writer.scalar(f"{statistic}/{layer}", value, epoch)
         if k < arrays["hist_counts"].shape[-2]:  # a detail seed
             _write_statistics(writer, layers, history[..., k], stats[..., k], train, events)
             counts, ranges = arrays["hist_counts"][..., k, :], arrays["hist_ranges"][..., k, :]  # (H, L, 2, .)

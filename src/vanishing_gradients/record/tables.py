@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLES = ("variants", "seeds", "detail", "histograms")
+TABLES = ("variants", "seeds", "detail", "histograms", "anatomy")
 KEYS = ["study", "variant", "seed", "statistic", "layer", "epoch"]
 
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import findings, theory
+from ..analysis import explain, findings, theory
 from ..analysis.metrics import analyse, headline_studies
 from ..core.data import arrays, read_dataset
 from ..core.provenance import git_commit, versions
-from . import figures
+from . import figures, why
 from .present import STYLE, contents, figure, heading, image, table
 
 TITLES = ["Findings", "The original's claims, one by one", "The data", "The headline experiments",
-          "Depth: how deep can each configuration go?", "Width × depth",
+          "Depth: how deep can each configuration go?", *why.TITLES, "Width × depth",
           "Gradients per layer: deep tanh against deep ReLU", "Weights: L1 norm and relative update per layer",
           "Theory: mean-field signal propagation", "Every variant", "Provenance"]
 
@@ -48,6 +48,11 @@ class Results:
     def x_train(self):
         """The training inputs (n_train, 2)."""
         return arrays(read_dataset(self.paths["in_dataset"]), "train")[0]
+
+    @cached_property
+    def explained(self) -> tuple[pd.DataFrame, dict]:
+        """Finite-width theory against the measurements (analysis/explain.py's verdicts and per-depth curves)."""
+        return explain.verdicts(self.params, self.tables, self.x_train)
 
     def deep_pair(self) -> dict[str, str]:
         """{'deep_tanh': 'study/variant', 'deep_relu': ...} when both were trained."""
@@ -82,6 +87,7 @@ a Wilson interval for success rates (a seed <em>succeeds</em> when its final tes
 def claims(r: Results) -> str:
     found = findings.claims(r.tables)
     items = "".join(f"<li>{_markdown_bold(s)}</li>" for s in findings.sentences(found))
+    items += "".join(f"<li>{s}</li>" for s in why.prediction_sentences(r))
     return (heading(TITLES[0]) + f"<ul>{items}</ul>" + heading(TITLES[1])
             + "<p><em>Reproduced</em> means our interval supports the claim: for “learns”, the Wilson interval of the "
               "success rate lies above 50%; for “fails”, below 50%; <em>inconclusive</em> when it contains 50%. The "
@@ -154,7 +160,7 @@ def width_depth(r: Results) -> str:
     s = r.summary
     grids = [st for st in r.params["studies"] if s[s["study"] == st]["width"].nunique() > 1
              and s[s["study"] == st]["depth"].nunique() > 1]
-    out = heading(TITLES[5])
+    out = heading(TITLES[8])
     for study in grids:
         out += figure(figures.width_depth_heatmap(s, study), f"Study <code>{study}</code>: success rate (left) and "
                       "mean test accuracy (right) for every width and depth. Look along a row: wider layers let "
@@ -163,7 +169,7 @@ def width_depth(r: Results) -> str:
 
 
 def gradients(r: Results) -> str:
-    out = heading(TITLES[6]) + ("<p>The gradient statistic is the mean absolute gradient of the loss with respect to "
+    out = heading(TITLES[9]) + ("<p>The gradient statistic is the mean absolute gradient of the loss with respect to "
                                 "each layer's kernel on the validation data, in batches, as Keras 2's "
                                 "<code>TensorBoard(write_grads=True)</code> computed it for the original; mean over "
                                 "seeds, every <code>events.stats_freq</code> epochs.</p>")
@@ -188,7 +194,7 @@ def gradients(r: Results) -> str:
 
 
 def weights(r: Results) -> str:
-    out = heading(TITLES[7])
+    out = heading(TITLES[10])
     deep = {name.replace("_", " "): key for name, key in r.deep_pair().items()}
     if deep:
         per_variant = r.tables["per_variant"]
@@ -206,7 +212,7 @@ def mean_field(r: Results) -> str:
     x2 = theory.input_second_moment(r.x_train)
     measured, predicted, rows = theory.compare(r.params, r.summary, r.tables["trainable_depth"], r.tables["layers"],
                                                x2)
-    out = heading(TITLES[8]) + (
+    out = heading(TITLES[11]) + (
         "<p>For zero-mean initialisations (<code>he_uniform</code>, <code>glorot_uniform</code>), mean-field theory "
         "(Schoenholz et al., 2017) predicts how the gradient changes from layer to layer at initialisation: by a "
         "factor χ₁ = σ_w² E[φ′(z)²] per layer. ReLU with He initialisation has χ₁ = 1 exactly (critical: no "
@@ -238,7 +244,7 @@ def every_variant(r: Results) -> str:
     rows = r.summary.merge(flow, on=["study", "variant"]).drop(columns=["variant", "accuracy_test_low",
                                                                       "accuracy_test_high", "success_low",
                                                                       "success_high", "reached_target_share"])
-    return (heading(TITLES[9]) + "<details><summary>All variants, one row per variant and study (click to "
+    return (heading(TITLES[12]) + "<details><summary>All variants, one row per variant and study (click to "
             "open)</summary>" + table(rows) + "</details>")
 
 
@@ -256,7 +262,7 @@ def provenance(r: Results) -> str:
                                                          for s, run in r.runs.items()),
              "packages (training): " + ", ".join(f"{k} {v}" for k, v in first["versions"].items()),
              "packages (report): " + ", ".join(f"{k} {v}" for k, v in versions().items())]
-    out = heading(TITLES[10]) + "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+    out = heading(TITLES[13]) + "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
     if not timings.empty:
         columns = [c for c in ["stage", "study", "wall_s", "n_models", "finished_at"] if c in timings]
         shown = timings[columns].assign(**{c: timings[c].fillna("") for c in ("study",) if c in timings})
@@ -269,5 +275,6 @@ def provenance(r: Results) -> str:
                   + json.dumps(r.params, indent=2) + "</pre></details>")
 
 
-SECTIONS = [title, claims, data, headline, depth, width_depth, gradients, weights, mean_field, every_variant,
+SECTIONS = [title, claims, data, headline, depth, why.outcomes, why.mechanisms, why.predictions, width_depth,
+            gradients, weights, mean_field, every_variant,
             provenance]

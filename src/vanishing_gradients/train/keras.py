@@ -20,8 +20,8 @@ import tensorflow as tf  # noqa: E402
 
 from ..core.extensions import ACTIVATIONS, OPTIMIZERS, initializer  # noqa: E402
 from ..core.models import ModelSpec  # noqa: E402
-from ..core.statistics import (LAYER_STATISTICS, MODEL_STATISTICS, SATURATED, histogram_epochs,  # noqa: E402
-                               stats_epochs)
+from ..core.statistics import (ANATOMY_STATISTICS, LAYER_STATISTICS, MODEL_STATISTICS, SATURATED,  # noqa: E402
+                               histogram_epochs, stats_epochs)
 from ..record.events import tensorboard_buckets  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
@@ -120,13 +120,13 @@ class StatisticsRecorder(keras.callbacks.Callback):
     order; for a detail seed, histograms of validation gradients and kernels (histogram epochs, L, 2, buckets | 2)."""
 
     def __init__(self, recorder: GradientRecorder, x_val, y_val, batch_size: int, epochs: int, events: dict,
-                 detail: bool):
+                 detail: bool, train: tuple | None = None):
         super().__init__()
-        self.recorder, self.x_val = recorder, x_val
+        self.recorder, self.x_val, self.train = recorder, x_val, train
         self.data = (x_val, y_val, batch_size)
         self.stat_epochs = set(stats_epochs(epochs, events["stats_freq"]))
         self.hist_epochs = set(histogram_epochs(epochs, events["histogram_freq"])) if detail else set()
-        self.history, self.stats, self.counts, self.ranges = [], [], [], []
+        self.history, self.stats, self.counts, self.ranges, self.anatomy = [], [], [], [], []
 
     def on_train_begin(self, logs=None):
         self._val_grads = validation_gradients(self.model, *self.data)
@@ -134,6 +134,31 @@ class StatisticsRecorder(keras.callbacks.Callback):
         self._hidden = tf.function(lambda x: list(_outputs(hidden_layers, x)))
         self._kernels = self._kernel_values()
         self._record(0, train_grad_means=None, before=None)
+        if self.train is not None:
+            self.anatomy.append(self._anatomy())
+
+    def on_train_end(self, logs=None):
+        if self.train is not None:
+            self.anatomy.append(self._anatomy())
+
+    def _anatomy(self) -> np.ndarray:
+        """ANATOMY_STATISTICS on the training inputs: (statistics, L), NaN for the output's hidden-only ones."""
+        x, y = self.train
+        hidden = [a.numpy().astype(np.float64) for a in self._hidden(tf.constant(x))]  # each (n, width)
+        (grads,) = validation_gradients(self.model, x, y, len(x))()  # one batch of every training input
+        rows = []
+        for i, grad in enumerate(grads):
+            values = {"grad_mean_abs": np.mean(np.abs(grad))}
+            if i < len(hidden):
+                a = hidden[i]
+                eig = np.linalg.eigvalsh(np.cov(a, rowvar=False, bias=True).reshape(a.shape[1], a.shape[1]))
+                values |= {"inputs_all_zero": np.mean(np.all(a == 0, axis=1)),
+                           "units_dead": np.mean(np.all(a == 0, axis=0)),
+                           "activations_saturated": np.mean(np.abs(a) > SATURATED),
+                           "top_component_share": eig[-1] / eig.sum() if eig.sum() > 0 else 1.0,
+                           "activation_rms": np.sqrt(np.mean(a * a))}
+            rows.append([values.get(name, np.nan) for name in ANATOMY_STATISTICS])
+        return np.array(rows, np.float32).T
 
     def on_epoch_end(self, epoch, logs=None):
         self.history.append([logs[KERAS_LOGS[name]] for name in MODEL_STATISTICS])
@@ -171,6 +196,8 @@ class StatisticsRecorder(keras.callbacks.Callback):
 
     def arrays(self) -> dict:
         out = {"history": np.array(self.history, np.float32), "layer_stats": np.stack(self.stats)}
+        if self.anatomy:
+            out["anatomy"] = np.stack(self.anatomy)  # (2, statistics, L): at initialisation and at the end
         if self.hist_epochs:
             out |= {"hist_counts": np.stack(self.counts), "hist_ranges": np.stack(self.ranges)}
         return out
@@ -193,7 +220,8 @@ def train_one(spec: ModelSpec, optimizer: dict, train: dict, events: dict,
                   loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=train["threshold"])])
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    stats = StatisticsRecorder(recorder, x_test, y_test, train["batch_size"], train["epochs"], events, detail)
+    stats = StatisticsRecorder(recorder, x_test, y_test, train["batch_size"], train["epochs"], events, detail,
+                               train=data["train"])
     model.fit(x_train, y_train, batch_size=train["batch_size"], epochs=train["epochs"], shuffle=True,
               validation_data=(x_test, y_test), callbacks=[stats], verbose=0)
     final = [model.evaluate(x, y, batch_size=train["batch_size"], verbose=0) for x, y in (data["train"], data["test"])]

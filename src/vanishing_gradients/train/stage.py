@@ -22,7 +22,7 @@ from ..record.runs import write_variant
 
 def _stack_seeds(per_seed: list[dict]) -> dict:
     """One variant's per-seed arrays (the reference engine's) in the fast engine's layout: seed axis last."""
-    out = {k: np.stack([s[k] for s in per_seed], axis=-1) for k in ("history", "final", "layer_stats")}
+    out = {k: np.stack([s[k] for s in per_seed], axis=-1) for k in ("history", "final", "layer_stats", "anatomy")}
     detail = [s for s in per_seed if "hist_counts" in s]
     for k in ("hist_counts", "hist_ranges"):  # (H, L, 2, detail seeds, BUCKETS | 2)
         out[k] = np.stack([s[k] for s in detail], axis=-2) if detail else np.zeros((0, 0, 2, 0, 2))

@@ -33,6 +33,7 @@ def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[
             "history": out["history"][..., start:start + k],  # (epochs, 4, seeds)
             "final": out["final"][:, start:start + k],  # (4, seeds)
             "layer_stats": out["layer_stats"][:, :, layers, start:start + k],  # (stats epochs, 6, L, seeds)
+            "anatomy": out["anatomy"][:, :, layers, start:start + k],  # (2, A, L, seeds): at init and end
             "hist_counts": out["hist_counts"][:, layers, :, d_start:d_start + d],  # (H, L, 2, detail, BUCKETS)
             "hist_ranges": out["hist_ranges"][:, layers, :, d_start:d_start + d]}  # (H, L, 2, detail, 2)
         start, d_start = start + k, d_start + d
@@ -57,6 +58,7 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
         log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
             f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
         with jax.default_device(device):
-            chunk = run_size(group, train, events, len(data["test"][0]))  # train.chunk, or fewer to fit in memory
+            rows = max(len(data["train"][0]), len(data["test"][0]))
+            chunk = run_size(group, train, events, rows)  # train.chunk, or fewer to fit in memory
             out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk)
         yield from split(out, group, events["detail_seeds"])

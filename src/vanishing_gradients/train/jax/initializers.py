@@ -1,5 +1,5 @@
-"""The fast engine's initial weights, by Keras's initialiser rules (core/extensions.py's INITIALIZERS), as
-functions of each replica's seed alone (never of its company)."""
+"""The fast engine's initial weights, by Keras's initialiser rules (core/extensions.py's INITIALIZERS: uniform
+or orthogonal), as functions of each replica's seed alone (never of its company)."""
 from __future__ import annotations
 
 from functools import partial
@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...core.extensions import bounds
+from ...core.extensions import bounds, is_uniform
 from ...core.models import ModelSpec
 
 
@@ -30,6 +30,17 @@ def _draw(fan_in: int, fan_out: int, keys, fold, low, high, active):
     return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1)
 
 
+@partial(jax.jit, static_argnums=(0, 1))
+def _orthogonal(fan_in: int, fan_out: int, keys, fold):
+    """Orthogonal kernels (K, fan_in, fan_out) as keras.initializers.Orthogonal draws them: the QR of a standard
+    normal (max, min) matrix, Q's columns times the signs of R's diagonal, transposed when fan_in < fan_out."""
+    shape = (max(fan_in, fan_out), min(fan_in, fan_out))
+    a = jax.vmap(lambda key, i: jax.random.normal(jax.random.fold_in(key, i), shape))(keys, fold)
+    q, r = jnp.linalg.qr(a)
+    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
+    return q if fan_in >= fan_out else jnp.swapaxes(q, 1, 2)
+
+
 def init_params(specs: list[ModelSpec], seeds,
                 n_hidden: int | None = None) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
     """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
@@ -45,8 +56,13 @@ def init_params(specs: list[ModelSpec], seeds,
     def layer(i, fold, inits, active):
         fan_in, fan_out = shapes[i]
         distinct, codes = inits
-        limits = np.asarray([bounds(init, fan_in, fan_out) for init in distinct], np.float32)[codes]  # (K, 2)
+        uniform = np.asarray([is_uniform(init) for init in distinct])[codes]  # (K,)
+        limits = np.asarray([bounds(init, fan_in, fan_out) if is_uniform(init) else (0, 0) for init in distinct],
+                            np.float32)[codes]  # (K, 2)
         kernel = _draw(fan_in, fan_out, keys, fold, limits[:, 0], limits[:, 1], active)
+        if not uniform.all():  # some replicas' kernels are orthogonal
+            orthogonal = jnp.moveaxis(_orthogonal(fan_in, fan_out, keys, fold), 0, -1)
+            kernel = jnp.where(jnp.asarray(~uniform & active), orthogonal, kernel)
         return kernel, jnp.zeros((fan_out, len(specs)))
 
     params = [layer(i, np.full(len(specs), i), hidden_inits, i < depths) for i in range(n_hidden)]

@@ -53,11 +53,12 @@ from . import gpu_kernels  # noqa: E402
 from .initializers import init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
 from .shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
-from .statistics import (BUCKETS, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
+from .statistics import (BUCKETS, anatomy, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
                              pass_rows, unit_states, update_ratio, val_grads, validation_batches)
 from ...core.statistics import LAYER, LAYER_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from ...core.models import ModelSpec  # noqa: E402
 
+PER_REPLICA = ("history", "layer_stats", "final", "anatomy")  # results with the replica axis last
 PRECOMPUTED_ORDERS = 2**22  # draw every epoch's row orders up front when they are at most this many int32s
 
 
@@ -192,10 +193,12 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
         order = all_permutations(order, epochs, n, platform)  # one loop for all epochs: less overhead
     xs = (epochs, None) if order.ndim == 1 else (epochs, order)
     carry = (params, zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
+    anatomy_of = lambda p: anatomy(p, x_train, y_train[:, None], act, top, exists)  # (statistics, L, K)
+    at_init = anatomy_of(params)
     (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
     final = jnp.concatenate([evaluate(params, x_train, y_train), evaluate(params, x_test, y_test)])
     return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
-            "hist_ranges": hist[1], "final": final}
+            "hist_ranges": hist[1], "final": final, "anatomy": jnp.stack([at_init, anatomy_of(params)])}
 
 
 # On CPU without XLA's loop-invariant code motion: it hoisted broadcasts of arrays that do not change inside a
@@ -234,7 +237,7 @@ def _parts(n: int, chunk: int) -> list[tuple[np.ndarray, int]]:
 def _real_replicas(out: dict, real: int) -> dict:
     """A run's results for its first `real` replicas (the rest repeated its first replica to fill the run)."""
     trim = lambda a: a[..., :real]
-    return {**{k: trim(out[k]) for k in ("history", "layer_stats", "final")},
+    return {**{k: trim(out[k]) for k in PER_REPLICA},
             "params": jax.tree.map(trim, out["params"]),
             "hist_counts": out["hist_counts"], "hist_ranges": out["hist_ranges"]}  # detail replicas are real ones
 
@@ -244,7 +247,8 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     """Train one replica per (spec, seed, optimizer settings): all of one width and activation, any depths;
     optimizers all of one name (settings may differ). Returns numpy arrays with the replica axis last
     (see _program): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
-    hist_counts/hist_ranges (histogram epochs, L, 2, len(detail), ...), final (4, K).
+    hist_counts/hist_ranges (histogram epochs, L, 2, len(detail), ...), final (4, K), anatomy (2, A, L, K) at
+    initialisation and after the last epoch.
 
     `detail`: replica indices that get histograms. `params`: initial weights (init_params's layout)
     instead of drawing them from the seeds. `perms`: (epochs, K, n_train) row orders instead of drawing
@@ -279,7 +283,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
         done += [_real_replicas(jax.tree.map(np.asarray, out), real) for real, out in running]
     if len(done) == 1:
         return done[0]
-    joined = {k: np.concatenate([p[k] for p in done], axis=-1) for k in ("history", "layer_stats", "final")}
+    joined = {k: np.concatenate([p[k] for p in done], axis=-1) for k in PER_REPLICA}
     for k in ("hist_counts", "hist_ranges"):  # (H, L, 2, D, BUCKETS | 2): detail replicas on axis -2
         joined[k] = np.concatenate([p[k] for p in done], axis=-2)
     joined["params"] = jax.tree.map(lambda *a: np.concatenate(a, axis=-1), *[p["params"] for p in done])

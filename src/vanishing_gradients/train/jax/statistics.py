@@ -120,3 +120,23 @@ def update_ratio(params, before) -> jnp.ndarray:
     """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius): how much a layer moved."""
     norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(0, 1)))
     return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
+
+
+def anatomy(params, x, y, activation, top, exists):
+    """core/statistics.py's ANATOMY_STATISTICS on the training inputs x (n, n_in) with labels y (n, 1), in the
+    table's order: (statistics, L, K), NaN where a layer does not exist (`exists` (L, K)) or a statistic is
+    hidden-only (the output layer)."""
+    _, hidden, _ = forward(params, x, activation, top, hidden=True)  # (n_hidden, n, width, K)
+    zero = hidden == 0
+    centred = hidden - jnp.mean(hidden, axis=1, keepdims=True)
+    cov = jnp.einsum("lnik,lnjk->lkij", centred, centred, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
+    eig = jnp.linalg.eigvalsh(cov)  # (n_hidden, K, width), ascending
+    total = jnp.sum(eig, axis=-1)
+    top_share = jnp.where(total > 0, eig[..., -1] / jnp.where(total > 0, total, 1.0), 1.0)
+    no_output = jnp.full((1, hidden.shape[-1]), jnp.nan)
+    per_hidden = [jnp.mean(jnp.all(zero, axis=2), axis=1), jnp.mean(jnp.all(zero, axis=1), axis=1),
+                  jnp.mean(jnp.abs(hidden) > SATURATED, axis=(1, 2)), jnp.clip(top_share, 0.0, 1.0),
+                  jnp.sqrt(jnp.mean(hidden * hidden, axis=(1, 2)))]  # each (n_hidden, K)
+    grads = loss_and_grads(params, x, y, jnp.ones(x.shape[0]), activation, top)[2]
+    values = [jnp.concatenate([v, no_output]) for v in per_hidden] + [mean_abs(grads)]
+    return jnp.where(exists[None], jnp.stack(values), jnp.nan)

@@ -1,0 +1,128 @@
+"""Do the two engines agree where success is a coin toss? Keras `model.fit` and the fast engine, many
+seeds each, at the edge of each configuration's trainable depth.
+
+    python benchmarks/engine_agreement.py                       # relu_he at depth 15, tanh_glorot at 18, 40 seeds
+    python benchmarks/engine_agreement.py --cases relu_he:15 --seeds 60 --workers 2
+
+Both engines train the configuration exactly as params.yaml's study does (data, epochs, batch size,
+optimiser). Their seeds draw different weights (each engine has its own random numbers; the faithfulness
+tests compare them given the same weights), so the two are independent samples of one law. Per case: the
+success rates (test accuracy >= events.success_accuracy) with Fisher's exact test, and the test-accuracy
+distributions with the Mann-Whitney U test. A Keras fit takes about a minute, so each result is appended
+to `--cache` as it finishes and a re-run resumes from it. The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+
+def _data(params: dict) -> dict:
+    from vanishing_gradients.core.data import arrays, make_dataset
+    frame = make_dataset(params["data"])
+    return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
+
+
+def _spec(params: dict, config: str, depth: int):
+    from vanishing_gradients.core.models import ModelSpec
+    c = params["configs"][config]
+    return (ModelSpec(depth=depth, width=5, activation=c["activation"], hidden_init=c["hidden_init"],
+                      output_init=c["output_init"]), c.get("optimizer", params["train"]["optimizer"]))
+
+
+def keras_fit(params: dict, config: str, depth: int, seed: int) -> dict:
+    """One Keras model.fit as the reference engine trains it (without its statistics callback, which
+    tests/test_keras_engine.py shows changes nothing): final test loss and accuracy."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from vanishing_gradients.train.keras import build_keras_model, configure, keras, keras_optimizer
+    configure(1)
+    data = _data(params)
+    spec, optimizer = _spec(params, config, depth)
+    train = params["train"]
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    model = build_keras_model(spec)
+    model.compile(optimizer=keras_optimizer(optimizer), loss=keras.losses.BinaryCrossentropy(),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=train["threshold"])])
+    model.fit(*data["train"], batch_size=train["batch_size"], epochs=train["epochs"], shuffle=True, verbose=0)
+    loss, accuracy = model.evaluate(*data["test"], batch_size=train["batch_size"], verbose=0)
+    return {"engine": "keras", "config": config, "depth": depth, "seed": seed, "loss_test": float(loss),
+            "accuracy_test": float(accuracy), "fit_s": round(time.perf_counter() - start, 1)}
+
+
+def jax_fits(params: dict, config: str, depth: int, seeds: list[int]) -> list[dict]:
+    """Every seed on the fast engine, in one program."""
+    import jax
+    jax.config.update("jax_platforms", "cpu")
+    from vanishing_gradients.core.statistics import MODEL
+    from vanishing_gradients.train.jax import program
+    data = _data(params)
+    spec, optimizer = _spec(params, config, depth)
+    train, events = params["train"], params["events"]
+    cfg = program.Training(spec.activation, optimizer["name"], train["epochs"], train["batch_size"],
+                           train["threshold"], events["stats_freq"], events["histogram_freq"])
+    out = program.train_replicas(cfg, [spec] * len(seeds), seeds, [optimizer] * len(seeds), data, detail=[],
+                                 chunk=len(seeds))
+    final = np.asarray(out["final"])  # (4, seeds)
+    return [{"engine": "jax", "config": config, "depth": depth, "seed": s,
+             "loss_test": float(final[MODEL["loss_test"], i]), "accuracy_test": float(final[MODEL["accuracy_test"], i])}
+            for i, s in enumerate(seeds)]
+
+
+def compare(rows: list[dict], success: float) -> dict:
+    """Success rates with Fisher's exact test, accuracies with Mann-Whitney U, Keras against the fast engine."""
+    from scipy.stats import fisher_exact, mannwhitneyu
+    acc = {e: np.array([r["accuracy_test"] for r in rows if r["engine"] == e]) for e in ("keras", "jax")}
+    wins = {e: int(np.sum(a >= success)) for e, a in acc.items()}
+    table = [[wins[e], len(acc[e]) - wins[e]] for e in ("keras", "jax")]
+    return {"seeds": {e: len(a) for e, a in acc.items()}, "succeeded": wins,
+            "success_rate": {e: round(wins[e] / len(a), 3) for e, a in acc.items()},
+            "fisher_p": round(float(fisher_exact(table)[1]), 4),
+            "median_accuracy": {e: round(float(np.median(a)), 4) for e, a in acc.items()},
+            "mann_whitney_p": round(float(mannwhitneyu(acc["keras"], acc["jax"]).pvalue), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--cases", default="relu_he:15,tanh_glorot:18", help="config:depth, comma-separated")
+    parser.add_argument("--seeds", type=int, default=40, help="seeds 1..N on each engine")
+    parser.add_argument("--workers", type=int, default=1, help="Keras fits side by side (one core each)")
+    parser.add_argument("--cache", default="benchmarks/.engine_agreement.jsonl")
+    args = parser.parse_args()
+    from vanishing_gradients.core.params import load
+    params = load(args.params)  # read once: the workers train what it said when the benchmark started
+    cases = [(c, int(d)) for c, d in (case.split(":") for case in args.cases.split(","))]
+    seeds = list(range(1, args.seeds + 1))
+    cache = Path(args.cache)
+    done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    have = {(r["engine"], r["config"], r["depth"], r["seed"]) for r in done}
+    todo = [(c, d, s) for c, d in cases for s in seeds if ("keras", c, d, s) not in have]
+    print(f"{len(todo)} Keras fits to go ({len(have)} cached in {cache})", flush=True)
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool, cache.open("a") as log:
+        futures = [pool.submit(keras_fit, params, c, d, s) for c, d, s in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            row = future.result()
+            done.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(f"[{i}/{len(todo)}] keras {row['config']} depth {row['depth']} seed {row['seed']}: "
+                  f"test acc {row['accuracy_test']:.3f} in {row['fit_s']} s", flush=True)
+    result = {"epochs": params["train"]["epochs"], "success_accuracy": params["events"]["success_accuracy"]}
+    for config, depth in cases:
+        rows = [r for r in done if r["config"] == config and r["depth"] == depth and r["seed"] in seeds]
+        rows += jax_fits(params, config, depth, seeds)
+        result[f"{config}:{depth}"] = compare(rows, params["events"]["success_accuracy"])
+        print(f"{config} depth {depth}: {result[f'{config}:{depth}']}", flush=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Each configuration's failures beside finite-width theory (finite_width.py): per depth, what the theory predicts
+at initialisation and what the seeds showed, the depth at which each mechanism predicts half the seeds lost,
+a verdict, and the two predictions the study puts to the test. Pure functions of metrics.analyse's tables, the
+parameters and the training inputs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import finite_width as fw
+from ..core.extensions import moments
+
+SWEEP = ["config", "width"]
+# The verdict compares, at the depth where half the seeds were measured lost, the share the mechanism predicts
+# lost with the share measured lost: it explains the failures when it predicts at least EXPLAINS of them, part of
+# them from PARTLY on, and overshoots beyond OVERSHOOTS (it would lose many seeds that learned).
+EXPLAINS, PARTLY, OVERSHOOTS = 0.75, 0.25, 1.5
+MECHANISMS = {
+    "born_dead": "born dead on every training input (ReLU; Lu et al. 2020, Monte Carlo)",
+    "collapsed": "last hidden layer on one line at initialisation (Monte Carlo; Newman 1986 for zero-mean kernels)",
+}
+
+
+def sweeps(seeds: pd.DataFrame) -> list[tuple[str, int]]:
+    """(config, width) pairs trained at three depths or more."""
+    counts = seeds.drop_duplicates(SWEEP + ["depth"]).groupby(SWEEP).size()
+    return [key for key, n in counts.items() if n >= 3]
+
+
+def by_depth(seeds: pd.DataFrame, config: str, width: int, collapsed: float) -> pd.DataFrame:
+    """Per depth of one sweep, over its seeds: the share that failed, that were born dead and that were collapsed
+    at initialisation (top component's share >= `collapsed`), and the seeds' rms_last_init and grad_first_init."""
+    part = seeds[(seeds["config"] == config) & (seeds["width"] == width)].drop_duplicates(["depth", "seed"])
+    part = part.assign(failed=part["outcome"] != "succeeded", collapsed_init=part["top_share_init"] >= collapsed)
+    return part.groupby("depth").agg(
+        n_seeds=("seed", "size"), failed=("failed", "mean"), born_dead=("born_dead", "mean"),
+        collapsed_init=("collapsed_init", "mean"), rms=("rms_last_init", lambda s: s.to_numpy()),
+        grad=("grad_first_init", lambda s: s.to_numpy())).reset_index()
+
+
+def predict(params: dict, config: str, width: int, depths, x: np.ndarray) -> pd.DataFrame:
+    """Per depth 1..max(depths): the Monte Carlo's born-dead and collapsed-at-initialisation shares, and for ReLU
+    the one-input death probability."""
+    c = params["configs"][config]
+    top = int(max(depths))
+    mc = fw.init_monte_carlo(c["activation"], c["hidden_init"], width, top, x)
+    out = pd.DataFrame({"depth": np.arange(1, top + 1), "born_dead": fw.born_dead_share(mc),
+                        "collapsed": fw.collapsed_share(mc, params["events"]["failure"]["collapsed"]),
+                        "log_rms_var": np.nanvar(np.where(np.isfinite(mc["log_rms"]), mc["log_rms"], np.nan), axis=1)})
+    if c["activation"] == "relu":
+        out["dead_one_input"] = fw.dead_at_one_input(width, out["depth"])
+    return out
+
+
+def _measured_half(table: pd.DataFrame) -> float:
+    return fw.half_depth(table["depth"], table["failed"])
+
+
+def verdicts(params: dict, tables: dict, x: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """One row per sweep and mechanism: the measured trainable depth with its interval, the depth where half the
+    seeds were measured lost, where the mechanism predicts half lost, the share it predicts lost there against
+    the share measured, and a verdict with a sentence. Also the per-depth tables {(config, width): (measured,
+    predicted)} the report draws."""
+    trainable = tables["trainable_depth"].set_index(SWEEP)
+    rows, curves = [], {}
+    for config, width in sweeps(tables["seeds"]):
+        measured = by_depth(tables["seeds"], config, width, params["events"]["failure"]["collapsed"])
+        predicted = predict(params, config, width, measured["depth"], x)
+        curves[(config, width)] = (measured, predicted)
+        half = _measured_half(measured)
+        at = measured.iloc[int(np.argmin(np.abs(measured["depth"] - (half if math.isfinite(half) else 1e9))))]
+        t = trainable.loc[(config, width)]
+        mechanisms = ["born_dead", "collapsed"] if params["configs"][config]["activation"] == "relu" else ["collapsed"]
+        for mechanism in mechanisms:
+            share = float(predicted.set_index("depth").loc[at["depth"], mechanism])
+            fraction = share / at["failed"] if at["failed"] > 0 else math.inf
+            verdict = ("explained" if EXPLAINS <= fraction <= OVERSHOOTS else "partly" if PARTLY <= fraction < EXPLAINS
+                       else "overshoots" if fraction > OVERSHOOTS else "not explained")
+            rows.append({"config": config, "width": width, "trainable_depth": t["depth"], "low": t["low"],
+                         "high": t["high"], "half_lost_measured": half, "mechanism": mechanism,
+                         "half_lost_predicted": fw.half_depth(predicted["depth"], predicted[mechanism]),
+                         "at_depth": int(at["depth"]), "lost_measured": float(at["failed"]), "lost_predicted": share,
+                         "verdict": verdict})
+    return pd.DataFrame(rows), curves
+
+
+def sentence(row) -> str:
+    """A verdict row in words."""
+    what = MECHANISMS[row.mechanism].split(" (")[0]
+    at = (f"at depth {row.at_depth}, where {row.lost_measured:.0%} of the seeds were lost, the theory predicts "
+          f"{row.lost_predicted:.0%} {what}")
+    if row.verdict == "explained":
+        return f"{row.config} (width {row.width}): explained: {at}."
+    if row.verdict == "partly":
+        return f"{row.config} (width {row.width}): partly explained: {at}; the rest fail otherwise (see the outcomes)."
+    if row.verdict == "overshoots":
+        return (f"{row.config} (width {row.width}): the mechanism overshoots: {at}, so many networks in that state "
+                "still learn; training repairs it.")
+    return f"{row.config} (width {row.width}): not explained by this mechanism: {at}."
+
+
+def fluctuations(curves: dict, params: dict) -> pd.DataFrame:
+    """Hanin's beta: per ReLU sweep and depth, the variance over seeds of the log size of the last hidden layer's
+    activations and of the first layer's gradient at initialisation, with the closed form's slope per layer for
+    Gaussian weights (relu_log_factor's variance / 4, for the log of a size rather than of its square) and the
+    Monte Carlo's variance for the configured initialiser."""
+    rows = []
+    for (config, width), (measured, predicted) in curves.items():
+        if params["configs"][config]["activation"] != "relu":
+            continue
+        slope = fw.relu_log_factor(width)[1] / 4
+        mc = predicted.set_index("depth")["log_rms_var"]
+        for row in measured.itertuples():
+            alive = np.isfinite(np.log(row.rms)) & (row.rms > 0)
+            rows.append({"config": config, "width": width, "depth": row.depth, "beta": row.depth / width,
+                         "var_log_rms": float(np.var(np.log(row.rms[alive]))) if alive.sum() > 1 else np.nan,
+                         "var_log_grad": float(np.var(np.log(row.grad[row.grad > 0]))) if (row.grad > 0).sum() > 1
+                         else np.nan, "mc_var_log_rms": float(mc.loc[row.depth]), "slope_per_layer": slope})
+    return pd.DataFrame(rows)
+
+
+def width_prediction(tables: dict, config: str = "relu_he") -> pd.DataFrame:
+    """Trainable depth against width for one config (with its intervals), beside finite-width theory's line through
+    the width-5 measurement (depth proportional to width, beta = depth / width fixed)."""
+    t = tables["trainable_depth"]
+    t = t[t["config"] == config].sort_values("width")
+    if len(t) < 3 or 5 not in set(t["width"]):
+        return pd.DataFrame()
+    per_unit = float(t.loc[t["width"] == 5, "depth"].iloc[0]) / 5
+    return t.assign(proportional=t["width"] * per_unit,
+                    dead_one_input_half=math.log(2) / -np.log1p(-(2.0 ** -t["width"].astype(float))))
+
+
+def width_verdict(table: pd.DataFrame) -> str:
+    """'held' when the proportional line lies inside the trainable depth's interval at two thirds of the widths
+    other than 5 (or more), 'not held' when at a third or fewer, else 'partly'."""
+    other = table[table["width"] != 5]
+    inside = ((other["low"] <= other["proportional"]) & (other["proportional"] <= other["high"])).mean()
+    return "held" if inside >= 2 / 3 else "not held" if inside <= 1 / 3 else "partly held"
+
+
+def orthogonal_verdict(trainable: pd.DataFrame, better: str, than: str, width: int = 5) -> str | None:
+    """'held' when `better`'s trainable depth interval lies wholly above `than`'s, 'not held' when its point is at
+    or below `than`'s, else 'inconclusive'; None when either was not swept."""
+    t = trainable.set_index(SWEEP)
+    if (better, width) not in t.index or (than, width) not in t.index:
+        return None
+    b, o = t.loc[(better, width)], t.loc[(than, width)]
+    if b["low"] > o["high"]:
+        return "held"
+    return "not held" if not b["depth"] > o["depth"] else "inconclusive"
+
+
+def common_mode_gains(params: dict, curves: dict) -> dict[str, dict]:
+    """For tanh configs whose kernels have a positive mean: finite_width.common_mode at each width."""
+    out = {}
+    for config, width in curves:
+        c = params["configs"][config]
+        if c["activation"] == "tanh" and moments(c["hidden_init"], width, width)[0] > 0:
+            out[config] = fw.common_mode(c["hidden_init"], width)
+    return out
+
+
+def measured_gain(grads: pd.DataFrame, seeds: pd.DataFrame, config: str, width: int, min_depth: int = 4) -> float:
+    """The median over seeds (of `config` at `width`, depth >= min_depth, not born dead) of the per-layer factor by
+    which the training-set gradient at initialisation shrinks towards the input: exp(-slope) of a least-squares
+    line through ln mean |dL/dW| of hidden layers 1..depth. `grads`: metrics.analyse's `init_grads`."""
+    chosen = seeds[(seeds["config"] == config) & (seeds["width"] == width) & (seeds["depth"] >= min_depth)
+                   & ~seeds["born_dead"]][["study", "variant", "seed"]]
+    part = grads[grads["layer"] != "output"].merge(chosen, on=["study", "variant", "seed"])
+    part = part[part["value"] > 0].assign(index=lambda f: f["layer"].str.removeprefix("hidden_").astype(int))
+    slopes = [np.polyfit(g["index"], np.log(g["value"]), 1)[0] for _, g in part.groupby(["study", "variant", "seed"])
+              if len(g) >= min_depth]
+    return float(np.exp(-np.median(slopes))) if slopes else math.nan
