@@ -95,3 +95,10 @@ def test_width_prediction_draws_the_proportional_line_through_width_5():
     assert table["dead_one_input_half"].iloc[2] == pytest.approx(np.log(2) / -np.log(1 - 1 / 32))
     assert explain.width_verdict(table) == "held"  # inside the interval at widths 2 and 4 of 2, 4 and 8
     assert explain.width_verdict(table.assign(high=table["depth"])) == "not held"  # inside at width 2 alone
+
+
+@pytest.mark.parametrize("predicted, measured, expected", [
+    (0.45, 0.5, "explained"), (0.8, 0.5, "overshoots"), (0.2, 0.5, "partly"), (0.05, 0.5, "not explained"),
+    (0.0, 0.0, "no failures"), (0.1, 0.0, "overshoots")])
+def test_verdict_compares_predicted_and_measured_losses(predicted, measured, expected):
+    assert explain.verdict(predicted, measured) == expected

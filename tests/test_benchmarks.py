@@ -48,3 +48,21 @@ def test_gpu_epoch_parts_times_each_part_of_an_epoch():
     assert all(ms > 0 for ms in result["ms_per_call"].values())
     shares = [float(line.split("%")[0].split()[-1]) for line in done.stdout.splitlines() if "% of an epoch" in line]
     assert len(shares) == 6 and abs(sum(shares) - 100) < 0.5
+
+
+def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
+    """Tiny: 3 epochs, 3 seeds; each Keras fit is cached, so a second run trains no Keras model again."""
+    pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
+    import yaml
+    params["train"]["epochs"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    command = [sys.executable, str(ROOT / "benchmarks" / "engine_agreement.py"), "--params",
+               str(tmp_path / "params.yaml"), "--cases", "relu_he:2", "--seeds", "3", "--cache",
+               str(tmp_path / "cache.jsonl")]
+    first = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = json.loads(first.stdout.strip().splitlines()[-1])["relu_he:2"]
+    assert result["seeds"] == {"keras": 3, "jax": 3} and 0 <= result["fisher_p"] <= 1
+    assert 0 <= result["mann_whitney_p"] <= 1 and set(result["success_rate"]) == {"keras", "jax"}
+    again = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "0 Keras fits to go (3 cached" in again.stdout
+    assert json.loads(again.stdout.strip().splitlines()[-1])["relu_he:2"] == result

@@ -18,13 +18,15 @@ def _interval(entry: dict, key: str = "mean", digits: int = 3) -> str:
 
 def results_markdown(metrics: dict) -> str:
     """Two tables: the headline experiments, and the trainable depth per configuration and width."""
-    lines = ["| experiment | model | test accuracy [95% CI] | seeds that succeed [95% CI] |",
-             "|---|---|---|---|"]
+    lines = ["| experiment | model | test accuracy [95% CI] | seeds that succeed [95% CI] | how the others failed |",
+             "|---|---|---|---|---|"]
     for name, s in sorted(metrics["studies"].items()):
         rate = s["success_rate"]
         succeeded = round(rate["rate"] * s["n_seeds"])
+        failed = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in s.get("outcomes", {}).items()
+                           if n and kind != "succeeded") or "none failed"
         lines.append(f"| `{name}` | `{s['variant']}` | {_interval(s['accuracy_test'])} | {succeeded} of "
-                     f"{s['n_seeds']} ({_interval(rate, 'rate', 2)}) |")
+                     f"{s['n_seeds']} ({_interval(rate, 'rate', 2)}) | {failed} |")
     lines += ["", "| configuration | width | trainable depth [95% CI] | deepest tried |", "|---|---|---|---|"]
     for name, t in metrics["trainable_depth"].items():
         config, width = name.rsplit("-w", 1)

@@ -75,15 +75,22 @@ def verdicts(params: dict, tables: dict, x: np.ndarray) -> tuple[pd.DataFrame, d
         mechanisms = ["born_dead", "collapsed"] if params["configs"][config]["activation"] == "relu" else ["collapsed"]
         for mechanism in mechanisms:
             share = float(predicted.set_index("depth").loc[at["depth"], mechanism])
-            fraction = share / at["failed"] if at["failed"] > 0 else math.inf
-            verdict = ("explained" if EXPLAINS <= fraction <= OVERSHOOTS else "partly" if PARTLY <= fraction < EXPLAINS
-                       else "overshoots" if fraction > OVERSHOOTS else "not explained")
             rows.append({"config": config, "width": width, "trainable_depth": t["depth"], "low": t["low"],
                          "high": t["high"], "half_lost_measured": half, "mechanism": mechanism,
                          "half_lost_predicted": fw.half_depth(predicted["depth"], predicted[mechanism]),
                          "at_depth": int(at["depth"]), "lost_measured": float(at["failed"]), "lost_predicted": share,
-                         "verdict": verdict})
+                         "verdict": verdict(share, float(at["failed"]))})
     return pd.DataFrame(rows), curves
+
+
+def verdict(predicted: float, measured: float) -> str:
+    """The mechanism's predicted share of lost seeds against the measured share (see EXPLAINS)."""
+    if measured == 0:
+        return "no failures" if predicted == 0 else "overshoots"
+    fraction = predicted / measured
+    if fraction > OVERSHOOTS:
+        return "overshoots"
+    return "explained" if fraction >= EXPLAINS else "partly" if fraction >= PARTLY else "not explained"
 
 
 def sentence(row) -> str:
@@ -91,6 +98,8 @@ def sentence(row) -> str:
     what = MECHANISMS[row.mechanism].split(" (")[0]
     at = (f"at depth {row.at_depth}, where {row.lost_measured:.0%} of the seeds were lost, the theory predicts "
           f"{row.lost_predicted:.0%} {what}")
+    if row.verdict == "no failures":
+        return f"{row.config} (width {row.width}): no seed failed at the depths tried; nothing to explain."
     if row.verdict == "explained":
         return f"{row.config} (width {row.width}): explained: {at}."
     if row.verdict == "partly":
@@ -102,22 +111,37 @@ def sentence(row) -> str:
 
 
 def fluctuations(curves: dict, params: dict) -> pd.DataFrame:
-    """Hanin's beta: per ReLU sweep and depth, the variance over seeds of the log size of the last hidden layer's
-    activations and of the first layer's gradient at initialisation, with the closed form's slope per layer for
-    Gaussian weights (relu_log_factor's variance / 4, for the log of a size rather than of its square) and the
-    Monte Carlo's variance for the configured initialiser."""
+    """Hanin's beta: per ReLU sweep and depth, over the seeds not born dead, the mean and variance of the log size
+    of the last hidden layer's activations (ln RMS) and of the log first-layer gradient at initialisation, with the
+    Monte Carlo's variance of ln RMS for the configured initialiser and the closed form's slopes per layer for
+    Gaussian weights (relu_log_factor's mean / 2 and variance / 4: the log of a size, not of its square)."""
     rows = []
     for (config, width), (measured, predicted) in curves.items():
         if params["configs"][config]["activation"] != "relu":
             continue
-        slope = fw.relu_log_factor(width)[1] / 4
+        drift, spread = fw.relu_log_factor(width)
         mc = predicted.set_index("depth")["log_rms_var"]
         for row in measured.itertuples():
-            alive = np.isfinite(np.log(row.rms)) & (row.rms > 0)
+            logs = {name: np.log(values[values > 0]) for name, values in (("rms", row.rms), ("grad", row.grad))}
             rows.append({"config": config, "width": width, "depth": row.depth, "beta": row.depth / width,
-                         "var_log_rms": float(np.var(np.log(row.rms[alive]))) if alive.sum() > 1 else np.nan,
-                         "var_log_grad": float(np.var(np.log(row.grad[row.grad > 0]))) if (row.grad > 0).sum() > 1
-                         else np.nan, "mc_var_log_rms": float(mc.loc[row.depth]), "slope_per_layer": slope})
+                         **{f"{stat}_log_{name}": (float(getattr(np, stat)(v)) if len(v) > 1 else np.nan)
+                            for name, v in logs.items() for stat in ("mean", "var")},
+                         "mc_var_log_rms": float(mc.loc[row.depth]), "drift_per_layer": drift / 2,
+                         "slope_per_layer": spread / 4})
+    return pd.DataFrame(rows)
+
+
+def fluctuation_slopes(table: pd.DataFrame) -> pd.DataFrame:
+    """Per ReLU sweep: least-squares slopes per layer of the measured mean and variance of ln RMS and of the log
+    first-layer gradient against depth, beside the closed form's drift and spread per layer."""
+    rows = []
+    for (config, width), part in table.groupby(["config", "width"]):
+        slope = lambda column: float(np.polyfit(part["depth"], part[column], 1)[0]) if part[column].notna().all() \
+            else np.nan
+        rows.append({"config": config, "width": width, "drift_rms": slope("mean_log_rms"),
+                     "drift_grad": slope("mean_log_grad"), "drift_predicted": part["drift_per_layer"].iloc[0],
+                     "spread_rms": slope("var_log_rms"), "spread_grad": slope("var_log_grad"),
+                     "spread_mc": slope("mc_var_log_rms"), "spread_predicted": part["slope_per_layer"].iloc[0]})
     return pd.DataFrame(rows)
 
 

@@ -88,6 +88,16 @@ def mechanisms(r) -> str:
                     "multiplies the squared size by an independent random factor, so its log drifts down and spreads "
                     f"out in proportion to β = Σ 1/nⱼ (Hanin 2018): at width 5 the variance of the log size grows by "
                     f"{slope:.2f} per layer for Gaussian weights.</p>")
+            slopes = explain.fluctuation_slopes(fluct)
+            out += table(slopes.rename(columns={
+                "drift_rms": "ln RMS: drift per layer", "drift_grad": "ln gradient: drift per layer",
+                "drift_predicted": "drift per layer (theory)", "spread_rms": "ln RMS: variance per layer",
+                "spread_grad": "ln gradient: variance per layer", "spread_mc": "variance per layer (Monte Carlo)",
+                "spread_predicted": "variance per layer (theory)"}),
+                "Per width, how the log size of the last hidden layer (ln RMS) and the log first-layer gradient "
+                "at initialisation change per added layer (least-squares slopes over depth; drift: mean over "
+                "seeds; variance: over seeds), against the closed form for Gaussian weights and the Monte Carlo "
+                "for the configured initialiser. Mean-field theory predicts zero for all of them.", digits=3)
             out += figure(why_figures.fluctuations(fluct, r.colours),
                           "Variance over seeds, at initialisation, of the log size of the last hidden layer's "
                           "activations (left) and of the log first-layer gradient (right), against β = depth / width "

@@ -14,10 +14,11 @@ OUTCOME_COLOURS = dict(zip(OUTCOMES, ["#4daf4a", "#000000", "#e41a1c", "#ff7f00"
 LABEL = {SUCCEEDED: "succeeded", **{k: v.label for k, v in FAILURE_KINDS.items()}}
 
 
-def _grid(n: int, width: float = 13, height: float = 3.6):
+def _grid(n: int, panel: tuple[float, float] = (4.4, 3.6)):
+    """n panels, three to a row."""
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, list(axes.flat[:n])
