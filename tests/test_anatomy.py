@@ -102,3 +102,18 @@ def test_width_prediction_draws_the_proportional_line_through_width_5():
     (0.0, 0.0, "no failures"), (0.1, 0.0, "overshoots")])
 def test_verdict_compares_predicted_and_measured_losses(predicted, measured, expected):
     assert explain.verdict(predicted, measured) == expected
+    assert explain.verdict(predicted, measured, at_trainable=0.6) == ("no failures" if expected == "no failures"
+                                                                     else "overshoots")
+
+
+def test_measured_gain_reads_only_layers_at_the_fixed_point():
+    """Gradients growing towards the input in the first layers (not at the fixed point) and shrinking by 0.1 per
+    layer once there: the measured gain is 0.1, from the layers at the fixed point alone."""
+    rms = {1: 0.4, 2: 0.8, 3: 0.985, 4: 0.986, 5: 0.986, 6: 0.985}
+    grad = {1: 1.0, 2: 0.5, 3: 1e-4, 4: 1e-3, 5: 1e-2, 6: 1e-1}
+    rows = [{"study": "s", "variant": "t-d06-w05", "seed": 1, "layer": f"hidden_{l}", "statistic": name,
+             "value": values[l]} for name, values in (("activation_rms", rms), ("grad_mean_abs", grad)) for l in rms]
+    seeds = pd.DataFrame([{"study": "s", "variant": "t-d06-w05", "seed": 1, "config": "t", "width": 5,
+                           "born_dead": False}])
+    gain, count = explain.measured_gain(pd.DataFrame(rows), seeds, "t", 5, h_star=0.9856)
+    assert gain == pytest.approx(0.1) and count == 2  # l = 4 and 5 (layers 3-4 and 4-5 at h*)

@@ -54,8 +54,14 @@ def predict(params: dict, config: str, width: int, depths, x: np.ndarray) -> pd.
     return out
 
 
-def _measured_half(table: pd.DataFrame) -> float:
-    return fw.half_depth(table["depth"], table["failed"])
+def _edge(table: pd.DataFrame, trainable: float) -> tuple[float, int]:
+    """Where half the seeds were lost: the depth at which the failure share first reaches one half beyond the
+    trainable depth (interpolated from the depth before; shallow failures, such as slow Adam at depth 1, are not
+    the limit), and the first measured depth there (the deepest tried when it never does)."""
+    beyond = table[table["depth"] >= trainable] if math.isfinite(trainable) else table
+    lost = beyond[beyond["failed"] >= 0.5]
+    at = int(lost["depth"].iloc[0]) if len(lost) else int(table["depth"].iloc[-1])
+    return fw.half_depth(beyond["depth"], beyond["failed"]), at
 
 
 def verdicts(params: dict, tables: dict, x: np.ndarray) -> tuple[pd.DataFrame, dict]:
@@ -69,26 +75,35 @@ def verdicts(params: dict, tables: dict, x: np.ndarray) -> tuple[pd.DataFrame, d
         measured = by_depth(tables["seeds"], config, width, params["events"]["failure"]["collapsed"])
         predicted = predict(params, config, width, measured["depth"], x)
         curves[(config, width)] = (measured, predicted)
-        half = _measured_half(measured)
-        at = measured.iloc[int(np.argmin(np.abs(measured["depth"] - (half if math.isfinite(half) else 1e9))))]
         t = trainable.loc[(config, width)]
+        half, at_depth = _edge(measured, t["depth"])
+        at = measured.set_index("depth").loc[at_depth]
+        seeds = tables["seeds"]
+        there = seeds[(seeds["config"] == config) & (seeds["width"] == width) & (seeds["depth"] == at_depth)]
+        kinds = there.drop_duplicates("seed")["outcome"].value_counts()
+        failed_as = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in kinds.items() if kind != "succeeded")
         mechanisms = ["born_dead", "collapsed"] if params["configs"][config]["activation"] == "relu" else ["collapsed"]
         for mechanism in mechanisms:
-            share = float(predicted.set_index("depth").loc[at["depth"], mechanism])
+            by = predicted.set_index("depth")[mechanism]
+            share = float(by.loc[at_depth])
+            early = float(by.loc[int(t["depth"])]) if math.isfinite(t["depth"]) else 0.0
             rows.append({"config": config, "width": width, "trainable_depth": t["depth"], "low": t["low"],
                          "high": t["high"], "half_lost_measured": half, "mechanism": mechanism,
                          "half_lost_predicted": fw.half_depth(predicted["depth"], predicted[mechanism]),
-                         "at_depth": int(at["depth"]), "lost_measured": float(at["failed"]), "lost_predicted": share,
-                         "verdict": verdict(share, float(at["failed"]))})
+                         "at_depth": at_depth, "lost_measured": float(at["failed"]), "lost_predicted": share,
+                         "predicted_at_trainable": early, "verdict": verdict(share, float(at["failed"]), early),
+                         "failed_as": failed_as})
     return pd.DataFrame(rows), curves
 
 
-def verdict(predicted: float, measured: float) -> str:
-    """The mechanism's predicted share of lost seeds against the measured share (see EXPLAINS)."""
+def verdict(predicted: float, measured: float, at_trainable: float = 0.0) -> str:
+    """The mechanism's predicted share of lost seeds against the measured share where half were lost (see
+    EXPLAINS); it overshoots too when it predicts half or more lost at the trainable depth, where at least half of
+    the seeds learn (networks in that state can still learn)."""
     if measured == 0:
         return "no failures" if predicted == 0 else "overshoots"
     fraction = predicted / measured
-    if fraction > OVERSHOOTS:
+    if fraction > OVERSHOOTS or at_trainable >= 0.5:
         return "overshoots"
     return "explained" if fraction >= EXPLAINS else "partly" if fraction >= PARTLY else "not explained"
 
@@ -96,17 +111,18 @@ def verdict(predicted: float, measured: float) -> str:
 def sentence(row) -> str:
     """A verdict row in words."""
     what = MECHANISMS[row.mechanism].split(" (")[0]
-    at = (f"at depth {row.at_depth}, where {row.lost_measured:.0%} of the seeds were lost, the theory predicts "
-          f"{row.lost_predicted:.0%} {what}")
+    at = (f"at depth {row.at_depth}, where {row.lost_measured:.0%} of the seeds were lost ({row.failed_as}), the "
+          f"theory predicts {row.lost_predicted:.0%} {what}")
     if row.verdict == "no failures":
         return f"{row.config} (width {row.width}): no seed failed at the depths tried; nothing to explain."
     if row.verdict == "explained":
         return f"{row.config} (width {row.width}): explained: {at}."
     if row.verdict == "partly":
-        return f"{row.config} (width {row.width}): partly explained: {at}; the rest fail otherwise (see the outcomes)."
+        return f"{row.config} (width {row.width}): partly explained: {at}; the failure kinds say what took the rest."
     if row.verdict == "overshoots":
-        return (f"{row.config} (width {row.width}): the mechanism overshoots: {at}, so many networks in that state "
-                "still learn; training repairs it.")
+        return (f"{row.config} (width {row.width}): the mechanism comes too early: {at}, and already "
+                f"{row.predicted_at_trainable:.0%} at depth {row.trainable_depth:.0f}, where most seeds still learn; "
+                "networks in that state at initialisation can learn, so it is not what stops them.")
     return f"{row.config} (width {row.width}): not explained by this mechanism: {at}."
 
 
@@ -187,14 +203,21 @@ def common_mode_gains(params: dict, curves: dict) -> dict[str, dict]:
     return out
 
 
-def measured_gain(grads: pd.DataFrame, seeds: pd.DataFrame, config: str, width: int, min_depth: int = 4) -> float:
-    """The median over seeds (of `config` at `width`, depth >= min_depth, not born dead) of the per-layer factor by
-    which the training-set gradient at initialisation shrinks towards the input: exp(-slope) of a least-squares
-    line through ln mean |dL/dW| of hidden layers 1..depth. `grads`: metrics.analyse's `init_grads`."""
-    chosen = seeds[(seeds["config"] == config) & (seeds["width"] == width) & (seeds["depth"] >= min_depth)
-                   & ~seeds["born_dead"]][["study", "variant", "seed"]]
-    part = grads[grads["layer"] != "output"].merge(chosen, on=["study", "variant", "seed"])
-    part = part[part["value"] > 0].assign(index=lambda f: f["layer"].str.removeprefix("hidden_").astype(int))
-    slopes = [np.polyfit(g["index"], np.log(g["value"]), 1)[0] for _, g in part.groupby(["study", "variant", "seed"])
-              if len(g) >= min_depth]
-    return float(np.exp(-np.median(slopes))) if slopes else math.nan
+def measured_gain(layers: pd.DataFrame, seeds: pd.DataFrame, config: str, width: int, h_star: float,
+                  near: float = 0.01) -> tuple[float, int]:
+    """The median, and the count, of the ratios g_l / g_(l+1) of consecutive hidden layers' training-set gradients
+    at initialisation, over the seeds of `config` at `width` that were not born dead, where the activations both
+    kernels read (layers l - 1 and l) have an RMS within `near` of the fixed point h_star: common_mode's gain, as
+    measured. `layers`: metrics.analyse's `init_layers`."""
+    chosen = seeds[(seeds["config"] == config) & (seeds["width"] == width) & ~seeds["born_dead"]]
+    part = layers[layers["layer"] != "output"].merge(chosen[["study", "variant", "seed"]], on=["study", "variant",
+                                                                                               "seed"])
+    part = part.assign(index=part["layer"].str.removeprefix("hidden_").astype(int))
+    ratios = []
+    for _, one in part.groupby(["study", "variant", "seed"]):
+        wide = one.pivot_table(index="index", columns="statistic", values="value")
+        grad, rms = wide["grad_mean_abs"], wide["activation_rms"]
+        for l in wide.index[1:-1]:  # l - 1 and l exist, and l + 1
+            if abs(rms[l - 1] - h_star) < near and abs(rms[l] - h_star) < near and grad[l + 1] > 0:
+                ratios.append(grad[l] / grad[l + 1])
+    return (float(np.median(ratios)) if ratios else math.nan), len(ratios)

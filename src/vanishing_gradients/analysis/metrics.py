@@ -47,7 +47,8 @@ def analyse(params: dict, tables_dir) -> dict[str, pd.DataFrame]:
     return {"seeds": seeds, "summary": summary, "trainable_depth": pd.DataFrame(depth_rows, columns=TRAINABLE),
             "flow": gradient_flow(per_variant, summary), "per_variant": per_variant, "layers": layers,
             "outcomes": outcome_counts(seeds, ["study", "variant", "config", "width", "depth"]),
-            "init_grads": anatomy[(anatomy["statistic"] == "grad_mean_abs") & (anatomy["epoch"] == 0)]}
+            "init_layers": anatomy[anatomy["statistic"].isin(["grad_mean_abs", "activation_rms"])
+                                   & (anatomy["epoch"] == 0)]}
 
 
 def headline_metrics(params: dict, tables: dict[str, pd.DataFrame]) -> dict:

@@ -37,13 +37,16 @@ def outcomes(r) -> str:
         "inputs at initialisation and after the last epoch (thresholds in <code>events.failure</code>: collapsed "
         f"{failure['collapsed']}, saturated {failure['saturated']}, still learning {failure['still_learning']} per "
         "100 epochs).</p>" + table(kinds, "Failure kinds, in order of precedence."))
-    counts = r.tables["outcomes"]
-    for width in sorted({w for _, w in _sweeps(r)}):
-        sweeps = _sweeps(r, width)
-        out += figure(why_figures.outcomes(counts, sweeps),
-                      f"Width {width}: what became of the seeds at each depth (green: succeeded; other colours: the "
-                      "failure kind). Look at which colour takes over where the green ends: that is how this "
-                      "configuration stops learning.")
+    counts, sweeps = r.tables["outcomes"], _sweeps(r)
+    groups = {"at width 5": [s for s in sweeps if s[1] == 5]}
+    for config in dict.fromkeys(c for c, w in sweeps if w != 5):
+        groups[f"{config} at other widths"] = [s for s in sweeps if s[0] == config and s[1] != 5]
+    for name, group in groups.items():
+        if group:
+            out += figure(why_figures.outcomes(counts, group),
+                          f"Every configuration swept over depth {name}: what became of the seeds at each depth "
+                          "(green: succeeded; other colours: the failure kind). Look at which colour takes over "
+                          "where the green ends: that is how the configuration stops learning.")
     seeds = r.tables["seeds"]
     failed = seeds[seeds["outcome"] != "succeeded"]
     by_config = failed.groupby("config")["outcome"].value_counts().unstack(fill_value=0)
@@ -53,6 +56,12 @@ def outcomes(r) -> str:
     out += table(by_config.merge(partly.reset_index(), on="config", how="left"),
                  "Failed seeds per kind, every depth and width of each configuration; last column: the share of the "
                  "seeds that succeeded although some unit was dead at initialisation.", digits=2)
+    other = seeds[seeds["outcome"] == "other"]
+    if len(other):
+        out += (f"<p>The {len(other)} seeds left as <em>other</em> are mostly nearly collapsed with a flat loss: at "
+                f"the end the median share of their last hidden layer's variance in one component is "
+                f"{other['top_share_end'].median():.2f} (threshold {failure['collapsed']}), and the median slope of "
+                f"their training loss is {other['loss_slope'].median():+.4f} per 100 epochs.</p>")
     return out
 
 
@@ -106,20 +115,24 @@ def mechanisms(r) -> str:
                           "mean-field theory predicts a flat line at zero.")
     if tanh:
         gains = explain.common_mode_gains(r.params, {k: None for k in tanh})
-        measured = {config: explain.measured_gain(r.tables["init_grads"], r.tables["seeds"], config, 5)
-                    for config in gains}
+        measured = {config: explain.measured_gain(r.tables["init_layers"], r.tables["seeds"], config, 5, g["h_star"])
+                    for config, g in gains.items()}
         text = "".join(f"<li><code>{config}</code>: h* = {g['h_star']:.3f}, tanh′(h*) = {g['slope']:.3f}, predicted "
                        f"gain {g['gain_mean']:.3f} per layer along the mean ({g['gain']:.3f} with the spread of the "
-                       f"weights); measured {measured[config]:.3f} (median over seeds of depth 4 or more)</li>"
-                       for config, g in gains.items())
+                       f"weights); measured {measured[config][0]:.3f} (median of {measured[config][1]} ratios of "
+                       "consecutive layers' gradients at initialisation where both kernels read activations at the "
+                       "fixed point)</li>" for config, g in gains.items())
         out += ("<h3>tanh: collapse onto one line</h3><p>Two concentric circles cannot be separated along one "
                 "direction. With <code>RandomUniform(0, 1)</code> the weights' positive mean μ drives every unit "
                 "with the same input, which settles at the fixed point h* = tanh(n μ h*); the gradient crossing a "
                 "layer is scaled by about n μ tanh′, and the representation collapses to one line within a few "
-                f"layers.</p><ul>{text}</ul><p>With zero-mean weights (Glorot, orthogonal) there is no common "
-                "input, but products of random 5 × 5 matrices pull their top two directions apart at the rate of "
-                "the gap between their first two Lyapunov exponents (Newman 1986): for Gaussian matrices the top "
-                f"direction holds 99% of a round input's variance after {fw.collapse_depth(5, 0.99):.1f} layers. "
+                "layers. The first few layers are not yet at the fixed point (their activations are smaller and "
+                "tanh′ larger), and there the gradient even grows towards the input, so the prediction is tested "
+                f"where the activations have reached it.</p><ul>{text}</ul><p>With zero-mean weights (Glorot, "
+                "orthogonal) there is no common input, but products of random 5 × 5 matrices pull their top two "
+                "directions apart at the rate of the gap between their first two Lyapunov exponents (Newman "
+                f"1986): for Gaussian matrices the top direction holds 99% of a round input's variance after "
+                f"{fw.collapse_depth(5, 0.99):.1f} layers. "
                 "Orthogonal matrices have no gap; only the nonlinearity can collapse them.</p>")
         out += figure(why_figures.mechanism(curves, tanh, r.colours, {}),
                       "tanh at width 5: share of seeds that failed (solid), share whose last hidden layer is "
@@ -134,7 +147,8 @@ def mechanisms(r) -> str:
                  f"seeds were lost and at which the mechanism predicts half lost (inf: not within the depths tried), "
                  f"and the verdict: <em>explained</em> when at the measured half-loss depth the mechanism predicts "
                  f"{explain.EXPLAINS:.0%} to {explain.OVERSHOOTS:.0%} of the measured losses, <em>partly</em> from "
-                 f"{explain.PARTLY:.0%}, <em>overshoots</em> above, <em>not explained</em> below.", digits=1)
+                 f"{explain.PARTLY:.0%}, <em>not explained</em> below; <em>overshoots</em> above, or when it already "
+                 "predicts half lost at the trainable depth, where most seeds learn.", digits=1)
     return out + "<ul>" + "".join(f"<li>{s}</li>" for s in shown["sentence"]) + "</ul>" + CITATIONS
 
 
@@ -158,7 +172,7 @@ def prediction_sentences(r) -> list[str]:
 def _depth(row) -> str:
     if not math.isfinite(row.depth):
         return "none"
-    return f"{row.depth:.0f} [{row.low:.0f}, {row.high:.0f}] of {row.max_depth_tried}"
+    return f"{row.depth:.0f} [{row.low:.0f}, {row.high:.0f}] of {int(row.max_depth_tried)} tried"
 
 
 def predictions(r) -> str:
