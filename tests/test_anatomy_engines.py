@@ -6,7 +6,6 @@ import pytest
 
 from conftest import spec_for
 from test_jax_engine import SGD, _as_replica
-from vanishing_gradients.core.models import ModelSpec
 from vanishing_gradients.core.statistics import ANATOMY
 from vanishing_gradients.train.jax import program as je
 from vanishing_gradients.train.keras import build_keras_model
@@ -47,9 +46,10 @@ def _dead_third_layer(weights):
     return weights
 
 
+# deep_relu and dead_layer share one compiled program; tanh_uniform_d12 is deep_tanh's model, collapsed at birth
 CASES = {"deep_relu": ("deep_relu", None, lambda w: w), "dead_layer": ("deep_relu", None, _dead_third_layer),
-         "deep_tanh": ("deep_tanh", None, lambda w: w), "tanh_uniform_d12": ("deep_tanh", 12, lambda w: w),
-         "tanh_orthogonal": ("depth_tanh_orthogonal", 6, lambda w: w)}
+         "tanh_uniform_d12": ("deep_tanh", 12, lambda w: w), "tanh_orthogonal": ("depth_tanh_orthogonal", 6,
+                                                                                  lambda w: w)}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -79,12 +79,12 @@ def test_mixed_depths_in_one_program_give_each_replica_its_own_anatomy(params, d
     np.testing.assert_allclose(ours[..., 6], own[..., 3], rtol=1e-5, atol=1e-7)  # the output layer
 
 
-def test_a_constant_layer_counts_as_collapsed(data):
+def test_a_constant_layer_counts_as_collapsed(params, data):
     """All units dead: no variance at all, which the statistic reads as one line (share 1)."""
-    spec = ModelSpec(depth=2, width=5, activation="relu", hidden_init="he_uniform", output_init="glorot_uniform")
+    spec = spec_for(params, "deep_relu")  # deep_relu's program, already compiled by the cases above
     weights = _keras_weights(spec, seed=1)
     weights[0] = np.zeros_like(weights[0])  # every first-layer output 0
-    cfg = je.Training("relu", "sgd", 1, 32, stats_freq=1)
+    cfg = je.Training("relu", "sgd", 2, 32, stats_freq=1)
     out = je.train_replicas(cfg, [spec], [0], [SGD], data, params=_as_replica(weights))
-    assert out["anatomy"][0, ANATOMY["top_component_share"], :2, 0].tolist() == [1.0, 1.0]
+    assert out["anatomy"][0, ANATOMY["top_component_share"], :5, 0].tolist() == [1.0] * 5
     _assert_same(out["anatomy"][0, ..., 0], _reference(weights, spec, data))
