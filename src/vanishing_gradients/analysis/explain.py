@@ -193,10 +193,10 @@ def orthogonal_verdict(trainable: pd.DataFrame, better: str, than: str, width: i
     return "not held" if not b["depth"] > o["depth"] else "inconclusive"
 
 
-def common_mode_gains(params: dict, curves: dict) -> dict[str, dict]:
+def common_mode_gains(params: dict, sweeps: list[tuple[str, int]]) -> dict[str, dict]:
     """For tanh configs whose kernels have a positive mean: finite_width.common_mode at each width."""
     out = {}
-    for config, width in curves:
+    for config, width in sweeps:
         c = params["configs"][config]
         if c["activation"] == "tanh" and moments(c["hidden_init"], width, width)[0] > 0:
             out[config] = fw.common_mode(c["hidden_init"], width)

@@ -114,7 +114,7 @@ def mechanisms(r) -> str:
                           "closed form's slope from the shallowest depth). Look at how fast the markers climb: "
                           "mean-field theory predicts a flat line at zero.")
     if tanh:
-        gains = explain.common_mode_gains(r.params, {k: None for k in tanh})
+        gains = explain.common_mode_gains(r.params, tanh)
         measured = {config: explain.measured_gain(r.tables["init_layers"], r.tables["seeds"], config, 5, g["h_star"])
                     for config, g in gains.items()}
         text = "".join(f"<li><code>{config}</code>: h* = {g['h_star']:.3f}, tanh′(h*) = {g['slope']:.3f}, predicted "
