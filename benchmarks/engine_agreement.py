@@ -9,11 +9,13 @@ optimiser). Their seeds draw different weights (each engine has its own random n
 tests compare them given the same weights), so the two are independent samples of one law. Per case: the
 success rates (test accuracy >= events.success_accuracy) with Fisher's exact test, and the test-accuracy
 distributions with the Mann-Whitney U test. A Keras fit takes about a minute, so each result is appended
-to `--cache` as it finishes and a re-run resumes from it. The last line printed is one JSON object.
+to `--cache` as it finishes and a re-run resumes from it (rows of another version of the reference engine,
+told by its source's hash, are not reused). The last line printed is one JSON object.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -37,11 +39,17 @@ def _spec(params: dict, config: str, depth: int):
                       output_init=c["output_init"]), c.get("optimizer", params["train"]["optimizer"]))
 
 
+def reference_version() -> str:
+    """The reference engine's source hash: cached Keras fits count only for the code that produced them."""
+    from vanishing_gradients.train import keras as reference
+    return hashlib.sha256(Path(reference.__file__).read_bytes()).hexdigest()[:12]
+
+
 def keras_fit(params: dict, config: str, depth: int, seed: int) -> dict:
     """One Keras model.fit as the reference engine trains it (without its statistics callback, which
     tests/test_keras_engine.py shows changes nothing): final test loss and accuracy."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from vanishing_gradients.train.keras import build_keras_model, configure, keras, keras_optimizer
+    from vanishing_gradients.train.keras import build_keras_model, configure, fit, keras, keras_optimizer
     configure(1)
     data = _data(params)
     spec, optimizer = _spec(params, config, depth)
@@ -51,9 +59,10 @@ def keras_fit(params: dict, config: str, depth: int, seed: int) -> dict:
     model = build_keras_model(spec)
     model.compile(optimizer=keras_optimizer(optimizer), loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=train["threshold"])])
-    model.fit(*data["train"], batch_size=train["batch_size"], epochs=train["epochs"], shuffle=True, verbose=0)
+    fit(model, data, train, seed)
     loss, accuracy = model.evaluate(*data["test"], batch_size=train["batch_size"], verbose=0)
-    return {"engine": "keras", "config": config, "depth": depth, "seed": seed, "loss_test": float(loss),
+    return {"engine": "keras", "reference": reference_version(), "config": config, "depth": depth, "seed": seed,
+            "loss_test": float(loss),
             "accuracy_test": float(accuracy), "fit_s": round(time.perf_counter() - start, 1)}
 
 
@@ -106,7 +115,8 @@ def main() -> None:
     cases = [(c, int(d)) for c, d in (case.split(":") for case in args.cases.split(","))]
     seeds = list(range(1, args.seeds + 1))
     cache = Path(args.cache)
-    done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    rows = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    done = [r for r in rows if r.get("reference") == reference_version()]
     have = {(r["engine"], r["config"], r["depth"], r["seed"]) for r in done}
     todo = [(c, d, s) for c, d in cases for s in seeds if ("keras", c, d, s) not in have]
     print(f"{len(todo)} Keras fits to go ({len(have)} cached in {cache})", flush=True)

@@ -51,7 +51,8 @@ def test_gpu_epoch_parts_times_each_part_of_an_epoch():
 
 
 def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
-    """Tiny: 3 epochs, 3 seeds; each Keras fit is cached, so a second run trains no Keras model again."""
+    """Tiny: 3 epochs, 3 seeds; each Keras fit is cached, so a second run trains again only the fit that an
+    older version of the reference engine left in the cache."""
     pytest.importorskip("tensorflow", reason="the Keras reference needs TensorFlow")
     import yaml
     params["train"]["epochs"] = 3
@@ -63,6 +64,9 @@ def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
     result = json.loads(first.stdout.strip().splitlines()[-1])["relu_he:2"]
     assert result["seeds"] == {"keras": 3, "jax": 3} and 0 <= result["fisher_p"] <= 1
     assert 0 <= result["mann_whitney_p"] <= 1 and set(result["success_rate"]) == {"keras", "jax"}
+    cache = (tmp_path / "cache.jsonl").read_text().splitlines()
+    stale = {**json.loads(cache[0]), "reference": "older"}
+    (tmp_path / "cache.jsonl").write_text("\n".join([json.dumps(stale), *cache[1:]]) + "\n")
     again = subprocess.run(command, capture_output=True, text=True, check=True)
-    assert "0 Keras fits to go (3 cached" in again.stdout
+    assert "1 Keras fits to go (2 cached" in again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1])["relu_he:2"] == result

@@ -4,8 +4,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vanishing_gradients.train.keras import (GradientRecorder, keras, recording_optimizer, tf, train_one,
-                                              validation_gradients)
+from vanishing_gradients.train.keras import (GradientRecorder, epoch_orders, fit, keras, recording_optimizer, tf,
+                                              train_one, validation_gradients)
 from vanishing_gradients.core.models import ModelSpec
 from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
 
@@ -30,6 +30,33 @@ def test_recording_optimizer_does_not_change_training(data, optimizer):
     for a, b in zip(stock_weights, weights):
         np.testing.assert_array_equal(a, b)
     assert history == stock_history
+
+
+def test_reference_trains_on_a_fresh_order_of_the_rows_every_epoch(data):
+    """`fit` visits the rows in epoch_orders(seed), a new permutation each epoch (seeded Keras 3 model.fit with
+    shuffle=True would repeat one): the same as model.fit one epoch at a time on the rows in those orders."""
+    orders = epoch_orders(5, 3, len(data["train"][0]))  # (epochs, n)
+    assert all(sorted(o) == list(range(orders.shape[1])) for o in orders)
+    assert len({tuple(o) for o in orders}) == 3
+    models, histories = [], []
+    for by_epoch in (False, True):
+        keras.utils.set_random_seed(11)
+        model = build_keras_model(TINY)
+        model.compile(optimizer=keras_optimizer({"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}),
+                      loss=keras.losses.BinaryCrossentropy(), metrics=["accuracy"])
+        if by_epoch:
+            x, y = data["train"]
+            fits = [model.fit(x[o], y[o], batch_size=32, epochs=1, shuffle=False, validation_data=data["test"],
+                              verbose=0) for o in orders]
+            histories.append({k: [h.history[k][0] for h in fits] for k in fits[0].history})
+        else:
+            history = keras.callbacks.History()
+            fit(model, data, {"epochs": 3, "batch_size": 32}, 5, callbacks=[history])
+            histories.append(history.history)
+        models.append([w.numpy() for w in model.weights])
+    for a, b in zip(*models):
+        np.testing.assert_array_equal(a, b)
+    assert histories[0] == histories[1]
 
 
 def _independent_grads(weights, x, y):

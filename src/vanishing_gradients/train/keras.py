@@ -57,6 +57,35 @@ def keras_optimizer(settings: dict) -> keras.optimizers.Optimizer:
     return getattr(keras.optimizers, OPTIMIZERS[settings["name"]].keras)(**kwargs)
 
 
+def epoch_orders(seed: int, epochs: int, n: int) -> np.ndarray:
+    """(epochs, n): a fresh uniform order of the n training rows for every epoch, drawn from the seed.
+
+    `model.fit(shuffle=True)` is documented to reshuffle before each epoch, and unseeded it does; seeded with
+    `keras.utils.set_random_seed`, Keras 3 on TensorFlow repeats one order every epoch (docs/engines.md). The
+    reference therefore draws the orders itself and feeds them in (`epoch_batches`)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n) for _ in range(epochs)])
+
+
+def epoch_batches(x: np.ndarray, y: np.ndarray, orders: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Every epoch's rows in its order (`orders`: (epochs, n)), batched within the epoch as `fit` batches
+    arrays (the last batch short): ceil(n / batch_size) batches per epoch, all epochs one after another."""
+    def one_epoch(order):
+        return tf.data.Dataset.from_tensor_slices((tf.gather(x, order), tf.gather(y, order))).batch(batch_size)
+    return tf.data.Dataset.from_tensor_slices(orders).flat_map(one_epoch)
+
+
+def fit(model: keras.Model, data: dict, train: dict, seed: int, callbacks=()) -> None:
+    """`model.fit` for train["epochs"] epochs on the training rows in `epoch_orders(seed)`, in batches of
+    train["batch_size"], validating on the test rows after each epoch. Given `steps_per_epoch`, `fit` keeps
+    one iterator over the dataset, so epoch e reads exactly the batches of orders[e]."""
+    (x, y), n, batch = data["train"], len(data["train"][0]), train["batch_size"]
+    orders = epoch_orders(seed, train["epochs"], n)  # (epochs, n)
+    model.fit(epoch_batches(x, y, orders, batch), epochs=train["epochs"], steps_per_epoch=-(-n // batch),
+              validation_data=data["test"], validation_batch_size=batch, shuffle=False, callbacks=list(callbacks),
+              verbose=0)
+
+
 class GradientRecorder:
     """Per kernel, the sum over training steps of mean |gradient|, and the step count."""
 
@@ -219,11 +248,9 @@ def train_one(spec: ModelSpec, optimizer: dict, train: dict, events: dict,
     model.compile(optimizer=recording_optimizer(optimizer, recorder),
                   loss=keras.losses.BinaryCrossentropy(),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=train["threshold"])])
-    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    stats = StatisticsRecorder(recorder, x_test, y_test, train["batch_size"], train["epochs"], events, detail,
+    stats = StatisticsRecorder(recorder, *data["test"], train["batch_size"], train["epochs"], events, detail,
                                train=data["train"])
-    model.fit(x_train, y_train, batch_size=train["batch_size"], epochs=train["epochs"], shuffle=True,
-              validation_data=(x_test, y_test), callbacks=[stats], verbose=0)
+    fit(model, data, train, seed, callbacks=[stats])
     final = [model.evaluate(x, y, batch_size=train["batch_size"], verbose=0) for x, y in (data["train"], data["test"])]
     return {**stats.arrays(), "final": np.array([v for pair in final for v in pair], np.float32)}
 
