@@ -2,8 +2,10 @@
 `snakemake --cores 4`, with the installed environment (this interpreter's) and a cold XLA cache.
 
 Prints how the time splits across stages (each job's own wall time, summed per stage; jobs overlap, so
-the sum exceeds the end-to-end time), the number of models and the size of results/, then one JSON
-object on its last line: end_to_end_s, n_models, results_mb, stages_s, keras_estimate_h.
+the sum exceeds the end-to-end time) and, within training, across its parts (making programs, running them
+with their statistics, writing event files, the rest), the number of models and the size of results/, then
+one JSON object on its last line: end_to_end_s, n_models, results_mb, stages_s, train_parts_s,
+keras_estimate_h.
 
     python benchmarks/end_to_end.py [--cores 4] [--keep DIR]
 """
@@ -42,10 +44,14 @@ def main() -> None:
         sys.exit(f"snakemake failed; see {work}/logs")
     elapsed = time.time() - start
 
-    stages, n_models, devices = defaultdict(float), 0, set()
+    stages, parts, n_models, devices = defaultdict(float), defaultdict(float), 0, set()
     for path in (work / "logs" / "timings").glob("*.json"):
         record = json.loads(path.read_text())
         stages[record["stage"]] += record["wall_s"]
+        for part, seconds in record.get("parts_s", {}).items():  # the train jobs'
+            parts[part] += seconds
+        if "parts_s" in record:
+            parts["other"] += record["wall_s"] - sum(record["parts_s"].values())
         n_models += record.get("n_models", 0)
         if record.get("device"):
             devices.add(record["device"])
@@ -54,11 +60,13 @@ def main() -> None:
           f"results/ {results_mb:.0f} MB")
     for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:10s} {seconds:7.1f} s (sum over its jobs)")
+    print("  train, by part: " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in sorted(parts.items())))
     estimate_h = n_models * KERAS_S_PER_MODEL / 3600
     print(f"model.fit one model after another: at least {estimate_h:.0f} hours "
           f"({KERAS_S_PER_MODEL} s per model, benchmarks/README.md)")
     print(json.dumps({"end_to_end_s": round(elapsed, 1), "n_models": n_models, "results_mb": round(results_mb, 1),
                       "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
+                      "train_parts_s": {k: round(v, 1) for k, v in sorted(parts.items())},
                       "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))
 
 

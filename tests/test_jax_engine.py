@@ -251,11 +251,13 @@ frame = make_dataset(p["data"])
 data = {{"train": arrays(frame, "train"), "test": arrays(frame, "test")}}
 device, _ = jax_train.jax_device("cpu")
 variants = study.variants(p, "deep_relu")
-for variant, out in jax_train.train_groups(variants, p["train"], p["events"], data, device, print):
+parts = {{}}
+for variant, out in jax_train.train_groups(variants, p["train"], p["events"], data, device, print, parts):
     run_events.write_variant({str(tmp_path / "run")!r}, variant, out, p["train"], p["events"])
 scalars, histograms = events.read_events({str(tmp_path / "run" / "seed_1")!r})
 assert len(scalars) and len(histograms)
 assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "TensorFlow was imported"
+assert parts["compile"] > 0 and parts["programs"] > 0  # a fresh process makes its program: JAX timed it
 """
     import yaml
     params["train"].update(epochs=2, seeds=[1])

@@ -36,7 +36,7 @@ def trained(tmp_path_factory):
         out[engine], printed[engine] = tmp / engine, io.StringIO()
         with contextlib.redirect_stdout(printed[engine]):
             assert cli.main(["train", "--params", str(path), "--study", STUDY, "--data", str(data),
-                             "--out", str(out[engine]), "--timings", str(tmp / "timings")]) == 0
+                             "--out", str(out[engine]), "--timings", str(tmp / f"timings_{engine}")]) == 0
     return out, {engine: text.getvalue() for engine, text in printed.items()}
 
 
@@ -55,6 +55,16 @@ def test_training_shows_progress(trained):
             assert f"{variant} seed {seed} ({k + 1}/2) in " in printed["keras"]
         assert all(f"{variant} at " in printed[engine] for engine in printed)
     assert "program 1: 2 variants, 4 replicas" in printed["jax"]
+
+
+def test_training_records_where_its_time_went(runs):
+    """The stage's timing splits its wall time: the reference engine's fits, the fast engine's program making
+    and running, and both engines' writing of event files; the parts never add up to more than the whole."""
+    for engine, parts in (("keras", {"fit", "write"}), ("jax", {"compile", "programs", "write"})):
+        timing = json.loads((runs[engine].parent / f"timings_{engine}" / f"train_{STUDY}.json").read_text())
+        assert set(timing["parts_s"]) == parts and min(timing["parts_s"].values()) >= 0
+        assert sum(timing["parts_s"].values()) <= timing["wall_s"] + 0.2  # each part rounded to 0.1 s
+        assert timing["parts_s"][next(iter(parts - {"write", "compile"}))] > 0
 
 
 def _keys(table):

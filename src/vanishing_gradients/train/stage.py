@@ -30,8 +30,9 @@ def _stack_seeds(per_seed: list[dict]) -> dict:
 
 
 def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, threads: int,
-                   log: Callable[[str], None]) -> tuple[str, Iterator[tuple[Variant, dict]]]:
-    """The device used, and an iterator over (variant, arrays) as variants finish training."""
+                   log: Callable[[str], None], parts: dict) -> tuple[str, Iterator[tuple[Variant, dict]]]:
+    """The device used, and an iterator over (variant, arrays) as variants finish training; adds the seconds
+    of each part of training to `parts` (the reference engine: "fit"; the fast engine: see train_groups)."""
     if train["engine"] == "keras":
         from . import keras as keras_engine
 
@@ -45,6 +46,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
                     start = time.perf_counter()
                     per_seed.append(keras_engine.train_one(variant.spec, variant.optimizer, train, events, data,
                                                            seed, detail=k < events["detail_seeds"]))
+                    parts["fit"] = parts.get("fit", 0.0) + time.perf_counter() - start
                     accuracy = per_seed[-1]["final"][MODEL["accuracy_test"]]
                     log(f"{variant.name} seed {seed} ({k + 1}/{len(variant.seeds)}) in "
                         f"{time.perf_counter() - start:.0f} s: test acc {accuracy:.3f}")
@@ -54,7 +56,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
     from .jax import groups
 
     jax_device, device = groups.jax_device(train["device"])
-    return device, groups.train_groups(todo, train, events, data, jax_device, log)
+    return device, groups.train_groups(todo, train, events, data, jax_device, log, parts)
 
 
 def run(args, params: dict, timing: dict) -> None:
@@ -67,11 +69,13 @@ def run(args, params: dict, timing: dict) -> None:
     with atomic_path(args.out, is_dir=True) as out:
         say(stage, f"{len(todo)} variants, {n_models} models x {train['epochs']} epochs on the "
             f"{train['engine']} engine; estimate: {estimate(params, args.study)}")
-        start = time.time()
-        device, trained = train_variants(todo, train, events, data, args.threads, lambda m: say(stage, m))
+        start, parts = time.time(), {}
+        device, trained = train_variants(todo, train, events, data, args.threads, lambda m: say(stage, m), parts)
         timing.update(engine=train["engine"], device=device, n_models=n_models)
         for i, (variant, result) in enumerate(trained, 1):
+            writing = time.perf_counter()
             seeds = write_variant(out / variant.name, variant, result, train, events)
+            parts["write"] = parts.get("write", 0.0) + time.perf_counter() - writing
             accuracy = [s["accuracy_test"] for s in seeds]
             lost = sum(s["diverged"] for s in seeds)
             say(stage, f"[{i}/{len(todo)}] {variant.name} at {time.time() - start:.1f} s: test acc "
@@ -80,3 +84,4 @@ def run(args, params: dict, timing: dict) -> None:
         write_json(out / "run.json", {"study": args.study, "engine": train["engine"], "device": device,
                                       "variants": [v.name for v in todo], "n_models": n_models,
                                       "train_s": round(time.time() - start, 3), "versions": versions()})
+        timing["parts_s"] = {k: round(v, 1) for k, v in parts.items()}  # where the time went

@@ -2,11 +2,33 @@
 their shapes allow, each program training every seed of its variants at once."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from . import program
 from ...core.cost import run_size
 from ...core.study import Variant, programs
+
+# JAX's own timings of making a program: tracing, lowering, and XLA's compile (or its read from the disk cache)
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+_compiling = {"s": 0.0, "listening": False}
+
+
+def _count_compiling(event: str, duration: float, **_) -> None:
+    if event in COMPILE_EVENTS:
+        _compiling["s"] += duration
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent making programs since the first call (a listener on JAX's monitoring)."""
+    import jax
+
+    if not _compiling["listening"]:
+        jax.monitoring.register_event_duration_secs_listener(_count_compiling)
+        _compiling["listening"] = True
+    return _compiling["s"]
+
 
 def jax_device(device: str):
     """The JAX device for train.device, and a description of it (which says when the GPU kernels train)."""
@@ -39,9 +61,10 @@ def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[
         start, d_start = start + k, d_start + d
 
 
-def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device,
-                 log) -> Iterator[tuple[Variant, dict]]:
-    """Train every seed of every variant; yields (variant, arrays with the seed axis last)."""
+def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device, log,
+                 parts: dict) -> Iterator[tuple[Variant, dict]]:
+    """Train every seed of every variant; yields (variant, arrays with the seed axis last). Adds to `parts` the
+    seconds spent making programs ("compile") and running them ("programs": training with its statistics)."""
     import jax
 
     for i, group in enumerate(programs(variants), 1):
@@ -57,8 +80,12 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
                           first.optimizer.get("nesterov", False))
         log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
             f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
+        start, compiled = time.perf_counter(), compile_seconds()
         with jax.default_device(device):
             rows = max(len(data["train"][0]), len(data["test"][0]))
             chunk = run_size(group, train, events, rows)  # train.chunk, or fewer to fit in memory
             out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk)
+        compiling = compile_seconds() - compiled
+        parts["compile"] = parts.get("compile", 0.0) + compiling
+        parts["programs"] = parts.get("programs", 0.0) + time.perf_counter() - start - compiling
         yield from split(out, group, events["detail_seeds"])
