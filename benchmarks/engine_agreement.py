@@ -148,7 +148,7 @@ def many_seeds(keras_rows: list[dict], jax_rows: list[dict], success: float) -> 
     interval = binomtest(wins["jax"], len(jax_rows)).proportion_ci(method="wilson")
     table = [[wins["keras"], len(keras_rows) - wins["keras"]], [wins["jax"], len(jax_rows) - wins["jax"]]]
     return {"seeds": {"keras": len(keras_rows), "jax": len(jax_rows)}, "succeeded": wins,
-            "jax_rate": [round(wins["jax"] / len(jax_rows), 3), round(interval.low, 3), round(interval.high, 3)],
+            "jax_rate": [round(wins["jax"] / len(jax_rows), 3), *(round(float(b), 3) for b in interval)],
             "fisher_p": round(float(fisher_exact(table)[1]), 4)}
 
 
