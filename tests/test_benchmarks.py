@@ -58,7 +58,7 @@ def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
     params["train"]["epochs"] = 3
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     command = [sys.executable, str(ROOT / "benchmarks" / "engine_agreement.py"), "--params",
-               str(tmp_path / "params.yaml"), "--cases", "relu_he:2", "--seeds", "3", "--fast-seeds", "8",
+               str(tmp_path / "params.yaml"), "--cases", "relu_he:2", "--seeds", "3", "--fast-seeds", "3",
                "--cache", str(tmp_path / "cache.jsonl")]
     first = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(first.stdout.strip().splitlines()[-1])["relu_he:2"]
@@ -66,8 +66,8 @@ def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
     assert 0 <= result["mann_whitney_p"] <= 1 and set(result["success_rate"]) == {"keras", "jax"}
     # from Keras's own weights and batch orders, 3 epochs end alike on both engines
     assert result["same_draws"]["same_accuracy"] == 3 and result["same_draws"]["mcnemar_p"] == 1.0
-    many = result["many_seeds"]
-    assert many["seeds"] == {"keras": 3, "jax": 8} and many["jax_rate"][1] <= many["jax_rate"][0] <= many["jax_rate"][2]
+    many = result["many_seeds"]  # 3 seeds, as many as the independent run: its program again, not another compile
+    assert many["seeds"] == {"keras": 3, "jax": 3} and many["jax_rate"][1] <= many["jax_rate"][0] <= many["jax_rate"][2]
     cache = (tmp_path / "cache.jsonl").read_text().splitlines()
     stale = {**json.loads(cache[0]), "reference": "older"}
     (tmp_path / "cache.jsonl").write_text("\n".join([json.dumps(stale), *cache[1:]]) + "\n")
