@@ -1,5 +1,7 @@
 """A seed's anatomy reduced to one row and one outcome (analysis/anatomy.py), the loss slope recorded per seed, and
 the verdicts on the two predictions (analysis/explain.py), on inputs whose answers are known."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,12 +68,15 @@ def test_failure_thresholds_move_the_kinds():
 
 def test_loss_slope_is_the_least_squares_slope_per_100_epochs_over_the_last_tenth():
     epochs = np.arange(1, 201)
-    history = np.zeros((200, 4, 3), np.float32)
+    history = np.zeros((200, 4, 4), np.float32)
     history[:, MODEL["loss_train"], 0] = 0.7 - 0.002 * epochs  # falling 0.2 per 100 epochs
     history[:, MODEL["loss_train"], 1] = 0.69
     history[:150, MODEL["loss_train"], 2] = 0.3  # flat at the end, whatever came before
     history[150:, MODEL["loss_train"], 2] = 0.2
-    np.testing.assert_allclose(loss_slope(history), [-0.2, 0.0, 0.0], atol=1e-5)
+    history[190:, MODEL["loss_train"], 3] = np.inf  # diverged: no slope, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(loss_slope(history), [-0.2, 0.0, 0.0, np.nan], atol=1e-5)
 
 
 def _trainable(rows):

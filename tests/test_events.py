@@ -12,8 +12,7 @@ def test_scalars_and_histograms_round_trip(tmp_path):
     grads = {step: rng.normal(size=(5, 5)).astype(np.float32) for step in (0, 1, 2)}
     writer = EventWriter(tmp_path)
     for step, values in grads.items():
-        writer.scalar("loss_train", 0.5 + step, step)
-        writer.scalar("grad_val_mean_abs/hidden_1", np.abs(values).mean(), step)
+        writer.scalars({"loss_train": 0.5 + step, "grad_val_mean_abs/hidden_1": np.abs(values).mean()}, step)
         counts, (low, high) = tensorboard_buckets(values)
         writer.histogram_counts("grad_val/hidden_1", low, high, counts, step)
     writer.histogram_counts("grad_val/hidden_2", np.nan, 1.0, np.ones(30), 0)  # a diverged model: skipped
@@ -39,12 +38,13 @@ def test_tensorboard_reads_what_we_write(tmp_path):
     """TensorBoard's own reader sees the scalar and histogram plugins, with metadata written once per tag."""
     writer = EventWriter(tmp_path)
     for step in range(3):
-        writer.scalar("accuracy_test", 0.5, step)
+        writer.scalars({"accuracy_test": 0.5, "loss_test/output": 0.25}, step)
         writer.histogram_counts("kernel/output", -1.0, 1.0, np.arange(30), step)
     writer.close()
     acc = ea.EventAccumulator(str(tmp_path), size_guidance={ea.TENSORS: 0})
     acc.Reload()
     assert acc.SummaryMetadata("accuracy_test").plugin_data.plugin_name == "scalars"
+    assert [e.step for e in acc.Tensors("loss_test/output")] == [0, 1, 2]  # a step's scalars share one record
     assert acc.SummaryMetadata("kernel/output").plugin_data.plugin_name == "histograms"
     assert [e.step for e in acc.Tensors("kernel/output")] == [0, 1, 2]
     assert tensor_util.make_ndarray(acc.Tensors("kernel/output")[2].tensor_proto).shape == (30, 3)

@@ -53,7 +53,7 @@ def test_kernels_match_the_xla_path(params_module, data, case):
     def run(platform):
         with jax.default_device(jax.devices(platform)[0] if platform == "cpu" else None):
             # compiled whole, as the engine runs it (op by op, a GPU compiles each operation on its own)
-            return jax.tree.map(np.asarray, je._COMPILED[platform](
+            return jax.tree.map(np.asarray, je.compiled(platform, len(depths) > 1, specs[0].width)(
                 cfg, platform, len(depths) > 1, platform == "gpu", ji.init_params(specs, seeds, depth_all),
                 hyperparameters(settings), jnp.asarray([s.depth for s in specs]), jnp.asarray([0, 5]),
                 shuffle_keys(seeds), data))

@@ -137,7 +137,7 @@ def test_runs_go_side_by_side_on_the_cpu_cores(params, data, monkeypatch):
     specs = [spec_for(params, "deep_relu", d) for d in (1, 2, 3, 2, 1)]
     cfg = je.Training("relu", "sgd", 3, 32, stats_freq=1, histogram_freq=1)
     run = lambda: je.train_replicas(cfg, specs, [1, 2, 3, 4, 5], [SGD] * 5, data, detail=[0, 3, 4], chunk=2)
-    program = je._COMPILED["cpu"]
+    program = je.compiled("cpu", True, specs[0].width)
     program.clear_cache()
     side_by_side = run()
     assert program._cache_size() == min(3, len(jax.devices("cpu")))  # one program per device its 3 runs used
@@ -240,7 +240,7 @@ def test_in_program_histograms_equal_tensorboards():
 def test_engine_and_event_files_need_no_tensorflow(params, data, tmp_path):
     """Train a study, write and read back its events in a fresh interpreter: TensorFlow and Keras never load."""
     code = f"""
-import sys, yaml
+import collections, sys, yaml
 from vanishing_gradients.train.jax import groups as jax_train
 from vanishing_gradients.record import events
 from vanishing_gradients.record import runs as run_events
@@ -251,7 +251,7 @@ frame = make_dataset(p["data"])
 data = {{"train": arrays(frame, "train"), "test": arrays(frame, "test")}}
 device, _ = jax_train.jax_device("cpu")
 variants = study.variants(p, "deep_relu")
-parts = {{}}
+parts = collections.defaultdict(float)
 for variant, out in jax_train.train_groups(variants, p["train"], p["events"], data, device, print, parts):
     run_events.write_variant({str(tmp_path / "run")!r}, variant, out, p["train"], p["events"])
 scalars, histograms = events.read_events({str(tmp_path / "run" / "seed_1")!r})

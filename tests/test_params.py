@@ -187,7 +187,7 @@ def test_oversized_studies_are_refused_at_once_with_an_estimate(params, case):
     with pytest.raises(ParamsError) as err:
         validate(params)
     assert time.perf_counter() - start < 10
-    assert key in str(err.value) and "model-epochs" in str(err.value) and "on 2 cores" in str(err.value)
+    assert key in str(err.value) and "model-epochs" in str(err.value) and "on one core" in str(err.value)
 
 
 def test_a_large_feasible_study_is_accepted_and_its_estimate_printed(params, tmp_path, capsys):
@@ -197,7 +197,8 @@ def test_a_large_feasible_study_is_accepted_and_its_estimate_printed(params, tmp
     params["studies"]["deep_relu"].update(seeds=2000, depths={"from": 1, "to": 30})
     validate(params)
     estimate = cost.estimate(params, "deep_relu")
-    assert (estimate.models, estimate.model_epochs, estimate.programs) == (60_000, 30_000_000, 6)
+    assert (estimate.models, estimate.model_epochs) == (60_000, 30_000_000)
+    assert 1 < estimate.programs <= 30  # long training of many seeds: split by depth, at most one per depth
     assert estimate.files == 60_030 and estimate.program_bytes < cost.PROGRAM_BYTES
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -209,10 +210,10 @@ def test_programs_too_large_for_memory_are_split_by_the_parameters_alone(params)
     """A group whose replicas would not fit in one program run is split into runs that do; the run size follows
     from the parameters only (never the machine), so the numbers do too. The default study is not split."""
     from vanishing_gradients.core import cost
-    from vanishing_gradients.core.study import programs, variants
+    from vanishing_gradients.core.study import variants
 
     for study in params["studies"]:
-        for group in programs(variants(params, study)):
+        for group in cost.programs(variants(params, study), params["train"]["epochs"], 1000):
             assert cost.run_size(group, params["train"], params["events"], 500) >= sum(len(v.seeds) for v in group)
     default = variants(params, "deep_relu")
     params["train"]["epochs"] = 2_000_000  # about 70 MB of per-epoch records per replica
@@ -220,3 +221,31 @@ def test_programs_too_large_for_memory_are_split_by_the_parameters_alone(params)
     assert 1 <= size < params["train"]["chunk"]
     per_replica = max(cost.replica_bytes(v, params["train"], params["events"], 500) for v in default)
     assert size * per_replica <= cost.PROGRAM_BYTES < (size + 1) * per_replica
+
+
+def test_programs_are_the_groupings_of_least_estimated_time(params):
+    """The fast engine's programs: variants of one shape in runs of consecutive depths, the grouping whose estimated
+    seconds (making each program, training each padded replica) is least of all groupings, by brute force. Cheap
+    variants share one program; costly ones are split by depth."""
+    import itertools
+
+    from vanishing_gradients.core import cost
+    from vanishing_gradients.core.study import shape_key, variants
+
+    todo = variants(params, "width_relu_narrow") + variants(params, "depth_tanh_orthogonal")[:9]
+    for epochs in (5, 500, 50_000):
+        groups = cost.programs(todo, epochs, 1000)
+        assert sorted(map(id, todo)) == sorted(id(v) for g in groups for v in g)  # each variant once
+        for group in groups:
+            assert len({shape_key(v) for v in group}) == 1
+            assert [v.depth for v in group] == sorted(v.depth for v in group)
+        for key in {shape_key(v) for v in todo}:
+            ours = [g for g in groups if shape_key(g[0]) == key]
+            alike = [v for g in ours for v in g]
+            seconds = lambda cuts: sum(cost.program_seconds(alike[i:j], epochs, 1000)
+                                       for i, j in zip((0, *cuts), (*cuts, len(alike))))
+            best = min(seconds(cuts) for n in range(len(alike))
+                       for cuts in itertools.combinations(range(1, len(alike)), n))
+            assert sum(cost.program_seconds(g, epochs, 1000) for g in ours) == pytest.approx(best)
+    few, many = len(cost.programs(todo, 5, 1000)), len(cost.programs(todo, 50_000, 1000))
+    assert few == 4 and many > 8  # one per width at 5 epochs; long training splits the deep orthogonal ones

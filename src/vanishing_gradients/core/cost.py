@@ -1,21 +1,27 @@
 """What a study costs before any work: models, model-epochs, programs, event files, the memory of its largest
 program and a rough time. The parameter check refuses what cannot run (naming the key to change), the train stage
-prints the estimate as it starts, and the fast engine splits a program whose replicas would not fit in
-PROGRAM_BYTES (run_size)."""
+prints the estimate as it starts, the fast engine groups a study's variants into the programs that this estimate
+says cost least (programs), and splits a program whose replicas would not fit in PROGRAM_BYTES (run_size)."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from .statistics import LAYER_STATISTICS, MODEL_STATISTICS
-from .study import Variant, programs, variants
+from .study import Variant, shape_key, variants
 
 PROGRAM_BYTES = 4 << 30  # one program run's arrays at most; a larger group of replicas is split into runs that fit
 MAX_FILES = 250_000  # event files one study may write (one per variant and one per seed)
 MAX_PROGRAMS = 400  # programs one study may compile (each takes seconds to compile)
-# A rough rate on a 2-core machine like the project's: multiply-adds of weights times rows per second, and the
-# seconds one program takes to compile (benchmarks/README.md has measured figures)
-WEIGHT_ROWS_PER_S, COMPILE_S = 5e8, 10.0
+# Rough figures of one core of the project's 2-core machine, the fast engine alone on it (benchmarks/README.md). Time
+# grows with hidden units (depth x width of the padded model), not weights: at these widths a layer's loops are short
+# and their overhead is much of it. Per epoch and unit: rows x replicas / UNIT_ROWS_PER_S, plus UNIT_EPOCH_S whatever
+# the replica count (a program of 100 replicas spends more on this than on them). Making a program: COMPILE_S, plus
+# COMPILE_S_PER_UNIT per unit of its deepest model (XLA compiles each layer's loops).
+UNIT_ROWS_PER_S, UNIT_EPOCH_S, COMPILE_S, COMPILE_S_PER_UNIT = 2.7e8, 8e-5, 2.0, 0.15
+MAX_GROUP = 64  # variants one program may hold (bounds the search in programs, and a program's padding)
 FLOAT = 4
 
 
@@ -42,6 +48,42 @@ def replica_bytes(variant: Variant, train: dict, events: dict, n_rows: int) -> i
     return 2 * FLOAT * (buffers + state + activations + validation_grads)
 
 
+def program_seconds(group: list[Variant], epochs: int, rows: int) -> float:
+    """Rough seconds one program takes on one core: making it, and training its replicas, each as deep as the
+    deepest (shallower replicas are padded with idle layers). rows: the training and test rows together."""
+    return _seconds(sum(len(v.seeds) for v in group), max(group, key=lambda v: v.depth), epochs, rows)
+
+
+def _seconds(replicas, deepest: Variant, epochs: int, rows: int):
+    units = deepest.depth * deepest.width
+    return COMPILE_S + COMPILE_S_PER_UNIT * units + epochs * units * (replicas * rows / UNIT_ROWS_PER_S + UNIT_EPOCH_S)
+
+
+def programs(todo: list[Variant], epochs: int, rows: int) -> list[list[Variant]]:
+    """The fast engine's programs for `todo`: variants of one shape_key, in runs of consecutive depths, split where
+    this estimate says a program's padding costs more than making another one; of all such groupings (at most
+    MAX_GROUP variants each), the one of least estimated seconds. Cheap variants share one program (making it is
+    most of their cost); costly deep ones get programs of a few depths. Keys in order of first appearance."""
+    by_key: dict[tuple, list[Variant]] = {}
+    for variant in todo:
+        by_key.setdefault(shape_key(variant), []).append(variant)
+    out = []
+    for group in by_key.values():
+        group = sorted(group, key=lambda v: v.depth)  # stable: equal depths keep params order
+        replicas = np.cumsum([0] + [len(v.seeds) for v in group])  # (n + 1,): seeds of the first j variants
+        best, cut = np.zeros(len(group) + 1), np.zeros(len(group) + 1, int)  # for the first j variants: least
+        for j in range(1, len(group) + 1):  # seconds, and where their last program starts
+            i = np.arange(max(0, j - MAX_GROUP), j)  # the last program's first variant
+            seconds = best[i] + _seconds(replicas[j] - replicas[i], group[j - 1], epochs, rows)
+            best[j], cut[j] = seconds.min(), i[seconds.argmin()]
+        runs, j = [], len(group)
+        while j:
+            runs.append(group[cut[j]:j])
+            j = cut[j]
+        out += runs[::-1]
+    return out
+
+
 def run_size(group: list[Variant], train: dict, events: dict, n_rows: int) -> int:
     """Replicas per program run for a group: train.chunk, or fewer where that many would not fit in PROGRAM_BYTES
     (the split depends on the parameters alone, never on the machine, so the numbers do too)."""
@@ -62,12 +104,12 @@ class Estimate:
     files: int
     program_bytes: int  # the largest program run
     replica_bytes: int  # the largest replica
-    seconds: float  # rough, on 2 cores
+    seconds: float  # rough, on one core
 
     def __str__(self) -> str:
         return (f"{self.variants:,} variants, {self.models:,} models, {self.model_epochs:,} model-epochs in "
                 f"{self.programs:,} programs; largest program run {_size(self.program_bytes)}; {self.files:,} event "
-                f"files; roughly {_duration(self.seconds)} on 2 cores")
+                f"files; roughly {_duration(self.seconds)} on one core")
 
 
 def _size(n: float) -> str:
@@ -84,16 +126,15 @@ def _duration(seconds: float) -> str:
 
 def estimate(params: dict, study: str) -> Estimate:
     todo = variants(params, study)
-    groups = programs(todo)
     train, events, rows = params["train"], params["events"], params["data"]["n_samples"]
     n_rows, epochs = max(rows - params["data"]["n_train"], params["data"]["n_train"]), train["epochs"]
+    groups = programs(todo, epochs, rows)
     models = sum(len(v.seeds) for v in todo)
     per_replica = [max(replica_bytes(v, train, events, n_rows) for v in g) for g in groups]
     runs = [(min(_fitting(b, train["chunk"]), sum(len(v.seeds) for v in g)), b) for g, b in zip(groups, per_replica)]
-    work = sum(len(v.seeds) * epochs * rows * _weights(v) for v in todo)
     return Estimate(len(todo), models, models * epochs, len(groups), len(todo) + models,
                     max(k * b for k, b in runs), max(b for _, b in runs),
-                    len(groups) * COMPILE_S + work / WEIGHT_ROWS_PER_S)
+                    sum(program_seconds(g, epochs, rows) for g in groups))
 
 
 def memory_bytes() -> int:

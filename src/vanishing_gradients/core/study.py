@@ -59,25 +59,11 @@ def variants(params: dict, study: str) -> list[Variant]:
     return out
 
 
-# Variants whose depths fall in one band of DEPTH_BAND share a program, padded to its deepest: fewer, larger
-# programs (less per-op overhead and compiling) against at most DEPTH_BAND - 1 idle layers.
-DEPTH_BAND = 5
-
-
-def program_key(variant: Variant) -> tuple:
-    """Variants with equal keys train in one program of the fast engine: same width, activation and optimiser kind,
-    depths in one band."""
+def shape_key(variant: Variant) -> tuple:
+    """Variants with equal keys can train in one program of the fast engine: same width, activation and optimiser
+    kind (core/cost.py's programs groups them by depth)."""
     opt = variant.optimizer
-    return (variant.width, variant.spec.activation, opt["name"], opt.get("nesterov", False),
-            (variant.depth - 1) // DEPTH_BAND)
-
-
-def programs(todo: list[Variant]) -> list[list[Variant]]:
-    """The variants grouped by program_key, in order of first appearance."""
-    by_key: dict[tuple, list[Variant]] = {}
-    for variant in todo:
-        by_key.setdefault(program_key(variant), []).append(variant)
-    return list(by_key.values())
+    return variant.width, variant.spec.activation, opt["name"], opt.get("nesterov", False)
 
 
 def n_models(params: dict) -> int:

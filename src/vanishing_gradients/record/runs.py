@@ -52,8 +52,10 @@ def loss_slope(history: np.ndarray) -> np.ndarray:
     """(seeds,) least-squares slope of the training loss over the last tenth of the epochs (at least two), per
     SLOPE_PER epochs: clearly negative for a seed still learning when training stopped. NaN if it diverged."""
     tail = history[-max(2, len(history) // 10):, MODEL["loss_train"]]  # (epochs, seeds)
+    finite = np.all(np.isfinite(tail), axis=0)  # (seeds,)
+    tail = np.where(finite, tail, 0.0)
     t = np.arange(len(tail)) - (len(tail) - 1) / 2
-    return SLOPE_PER * np.einsum("e,es->s", t, tail - tail.mean(axis=0)) / np.sum(t * t)
+    return np.where(finite, SLOPE_PER * np.einsum("e,es->s", t, tail - tail.mean(axis=0)) / np.sum(t * t), np.nan)
 
 
 def hparams(variant: Variant, train: dict, seed: int | None = None) -> dict:
@@ -74,18 +76,21 @@ def defined(statistic: str, layer: str, epoch: int) -> bool:
     return not ((entry.hidden_only and layer == "output") or (entry.after_training and epoch == 0))
 
 
+def _layer_values(names: tuple, layers: list[str], per_statistic: np.ndarray, epoch: int) -> dict[str, float]:
+    """{`statistic/layer`: value} of per_statistic (statistics, L) at `epoch`, where the statistic is defined."""
+    return {f"{statistic}/{layer}": value for statistic, per_layer in zip(names, per_statistic)
+            for layer, value in zip(layers, per_layer) if defined(statistic, layer, epoch)}
+
+
 def _write_statistics(writer: EventWriter, layers: list[str], history: np.ndarray, layer_stats: np.ndarray,
                       train: dict, events: dict) -> None:
-    """history (epochs, 4), layer_stats (stats epochs, 6, L) of one run (a seed, or a mean over seeds);
-    NaN is written as NaN (a diverged run), so every run holds the same records."""
+    """history (epochs, 4), layer_stats (stats epochs, 6, L) of one run (a seed, or a mean over seeds), one record
+    per epoch; NaN is written as NaN (a diverged run), so every run holds the same records."""
+    per_epoch = dict(zip(stats_epochs(train["epochs"], events["stats_freq"]), layer_stats))
+    writer.scalars(_layer_values(tuple(LAYER_STATISTICS), layers, per_epoch[0], 0), 0)  # at initialisation
     for epoch, row in enumerate(history, 1):
-        for statistic, value in zip(MODEL_STATISTICS, row):
-            writer.scalar(statistic, value, epoch)
-    for epoch, per_statistic in zip(stats_epochs(train["epochs"], events["stats_freq"]), layer_stats):
-        for statistic, per_layer in zip(LAYER_STATISTICS, per_statistic):
-            for layer, value in zip(layers, per_layer):
-                if defined(statistic, layer, epoch):
-                    writer.scalar(f"{statistic}/{layer}", value, epoch)
+        layer = _layer_values(tuple(LAYER_STATISTICS), layers, per_epoch[epoch], epoch) if epoch in per_epoch else {}
+        writer.scalars(dict(zip(MODEL_STATISTICS, row)) | layer, epoch)
 
 
 def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict, events: dict) -> list[dict]:
@@ -108,14 +113,12 @@ def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict
         writer.hparams(hparams(variant, train, seed), f"{variant.study}/{variant.name}/seed_{seed}")
         summary = {**dict(zip(MODEL_STATISTICS, final[:, k].tolist())),
                    "epochs_to_target": float(to_target[k]), "diverged": bool(lost[k])}
-        for statistic, value in zip([FINAL_PREFIX + s for s in MODEL_STATISTICS] + list(SEED_STATISTICS),
-                                    [*final[:, k], to_target[k], slope[k], float(lost[k])]):
-            writer.scalar(statistic, value, train["epochs"])
-        for epoch, per_statistic in zip((0, train["epochs"]), arrays["anatomy"][..., k]):  # (A, L) each
-            for statistic, per_layer in zip(ANATOMY_STATISTICS, per_statistic):
-                for layer, value in zip(layers, per_layer):
-                    if defined(statistic, layer, epoch):
-                        writer.scalar(f"{statistic}/{layer}", value, epoch)
+        at_end = dict(zip([FINAL_PREFIX + s for s in MODEL_STATISTICS] + list(SEED_STATISTICS),
+                          [*final[:, k], to_target[k], slope[k], float(lost[k])]))
+        anatomy = [_layer_values(tuple(ANATOMY_STATISTICS), layers, per_statistic, epoch)  # (A, L) each
+                   for epoch, per_statistic in zip((0, train["epochs"]), arrays["anatomy"][..., k])]
+        writer.scalars(anatomy[0], 0)
+        writer.scalars(at_end | anatomy[1], train["epochs"])
         if k < arrays["hist_counts"].shape[-2]:  # a detail seed
             _write_statistics(writer, layers, history[..., k], stats[..., k], train, events)
             counts, ranges = arrays["hist_counts"][..., k, :], arrays["hist_ranges"][..., k, :]  # (H, L, 2, .)

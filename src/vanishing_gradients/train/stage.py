@@ -7,6 +7,7 @@ one `model.fit` after another. Both hand over the same arrays (seed axis last), 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -46,7 +47,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
                     start = time.perf_counter()
                     per_seed.append(keras_engine.train_one(variant.spec, variant.optimizer, train, events, data,
                                                            seed, detail=k < events["detail_seeds"]))
-                    parts["fit"] = parts.get("fit", 0.0) + time.perf_counter() - start
+                    parts["fit"] += time.perf_counter() - start
                     accuracy = per_seed[-1]["final"][MODEL["accuracy_test"]]
                     log(f"{variant.name} seed {seed} ({k + 1}/{len(variant.seeds)}) in "
                         f"{time.perf_counter() - start:.0f} s: test acc {accuracy:.3f}")
@@ -69,13 +70,13 @@ def run(args, params: dict, timing: dict) -> None:
     with atomic_path(args.out, is_dir=True) as out:
         say(stage, f"{len(todo)} variants, {n_models} models x {train['epochs']} epochs on the "
             f"{train['engine']} engine; estimate: {estimate(params, args.study)}")
-        start, parts = time.time(), {}
+        start, parts = time.time(), defaultdict(float)
         device, trained = train_variants(todo, train, events, data, args.threads, lambda m: say(stage, m), parts)
         timing.update(engine=train["engine"], device=device, n_models=n_models)
         for i, (variant, result) in enumerate(trained, 1):
             writing = time.perf_counter()
             seeds = write_variant(out / variant.name, variant, result, train, events)
-            parts["write"] = parts.get("write", 0.0) + time.perf_counter() - writing
+            parts["write"] += time.perf_counter() - writing
             accuracy = [s["accuracy_test"] for s in seeds]
             lost = sum(s["diverged"] for s in seeds)
             say(stage, f"[{i}/{len(todo)}] {variant.name} at {time.time() - start:.1f} s: test acc "

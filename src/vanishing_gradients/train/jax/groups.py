@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterator
 
 from . import program
-from ...core.cost import run_size
-from ...core.study import Variant, programs
+from ...core.cost import programs, run_size
+from ...core.study import Variant
 
 # JAX's own timings of making a program: tracing, lowering, and XLA's compile (or its read from the disk cache)
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
@@ -63,11 +63,13 @@ def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[
 
 def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device, log,
                  parts: dict) -> Iterator[tuple[Variant, dict]]:
-    """Train every seed of every variant; yields (variant, arrays with the seed axis last). Adds to `parts` the
-    seconds spent making programs ("compile") and running them ("programs": training with its statistics)."""
+    """Train every seed of every variant; yields (variant, arrays with the seed axis last). Adds to `parts` (a
+    defaultdict(float)) the seconds spent making programs ("compile") and running them ("programs": training with
+    its statistics)."""
     import jax
 
-    for i, group in enumerate(programs(variants), 1):
+    rows = len(data["train"][0]) + len(data["test"][0])
+    for i, group in enumerate(programs(variants, train["epochs"], rows), 1):
         specs, seeds, optimizers, detail = [], [], [], []
         for variant in group:
             detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
@@ -82,10 +84,10 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
             f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
         start, compiled = time.perf_counter(), compile_seconds()
         with jax.default_device(device):
-            rows = max(len(data["train"][0]), len(data["test"][0]))
-            chunk = run_size(group, train, events, rows)  # train.chunk, or fewer to fit in memory
+            largest = max(len(data["train"][0]), len(data["test"][0]))  # rows of the larger split
+            chunk = run_size(group, train, events, largest)  # train.chunk, or fewer to fit in memory
             out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk)
         compiling = compile_seconds() - compiled
-        parts["compile"] = parts.get("compile", 0.0) + compiling
-        parts["programs"] = parts.get("programs", 0.0) + time.perf_counter() - start - compiling
+        parts["compile"] += compiling
+        parts["programs"] += time.perf_counter() - start - compiling
         yield from split(out, group, events["detail_seeds"])

@@ -11,12 +11,25 @@ JAX's rules give (tests compare it with jax.grad, and the engine with Keras).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import jax
 import jax.numpy as jnp
 
 from ...core.extensions import ACTIVATIONS
 CHAINED_ROWS = 64  # batches up to this size sum their rows' gradients as one chain of adds
 UNROLLED_LAYERS = 20  # replicas of several depths: the scan over layers is unrolled up to this many (not ReLU)
+_LOOPS = {"rolled": False}  # set while a program is traced (rolled_layers)
+
+
+@contextmanager
+def rolled_layers(rolled: bool):
+    """While tracing a program: with `rolled`, every mixed-depth scan over layers stays rolled (see forward)."""
+    before, _LOOPS["rolled"] = _LOOPS["rolled"], rolled
+    try:
+        yield
+    finally:
+        _LOOPS["rolled"] = before
 
 
 def _replica_axis(h):
@@ -58,7 +71,7 @@ def _tops(params, top):
 
 def _unrolled(params, top, activation) -> bool:
     """Whether the scan over layers is unrolled (see forward)."""
-    return top is None or (activation != "relu" and len(params) - 1 <= UNROLLED_LAYERS)
+    return top is None or not (_LOOPS["rolled"] or activation == "relu" or len(params) - 1 > UNROLLED_LAYERS)
 
 
 def _middle(params, top):
@@ -82,7 +95,8 @@ def forward(params, x, activation, top=None, hidden=False):
     different layer per replica, it fused cheap activations (ReLU) of many layers into that read and
     recomputed them (a deep ReLU step ran many times slower), so there a ReLU scan stays rolled and each
     layer's output is computed once. Tanh and sigmoid are not recomputed: their mixed-depth scans are
-    unrolled up to UNROLLED_LAYERS, beyond which the gain was gone and the compile time still grew.
+    unrolled up to UNROLLED_LAYERS, beyond which the gain was gone and the compile time still grew, and not at
+    all where the program says so (rolled_layers: narrow layers on a CPU, see program.py).
     """
     act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
     first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)

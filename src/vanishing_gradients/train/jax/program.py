@@ -48,7 +48,7 @@ if XLA_CACHE:
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
 
-from .model import loss_and_grads  # noqa: E402
+from .model import loss_and_grads, rolled_layers  # noqa: E402
 from . import gpu_kernels  # noqa: E402
 from .initializers import init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
@@ -86,6 +86,12 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- the program
 
 def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, hp, depth, detail, order, data):
+    """_training, its mixed-depth scans over narrow layers rolled on a CPU (see NARROW)."""
+    with rolled_layers(_narrow(platform, mixed, params[0][0].shape[1])):
+        return _training(cfg, platform, mixed, kernels, params, hp, depth, detail, order, data)
+
+
+def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, hp, depth, detail, order, data):
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted); with `kernels`,
     the hot loops run as the GPU kernels of gpu_kernels.py (interpreted off a GPU), else as XLA's fusions.
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
@@ -205,9 +211,28 @@ def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, h
 # loop (the validation rows, the weights while the validation batches run) out of it, so that each pass read
 # them materialised, (rows, width, K) floats, instead of computing them in registers. Kept on a GPU, where
 # validation was not slow.
-_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3),
-                            compiler_options={"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}),
+_CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
+# On CPU, mixed-depth programs of layers at most NARROW wide keep their scans over layers rolled and are compiled
+# without XLA's fusion emitters (its older loop emitters instead): their rolled loops ran several times slower with
+# the fusion emitters, and unrolling them, which helped there, is then slower and longer to compile. Wider layers,
+# whose loops are long, and single-depth programs kept what was faster for them. Figures: benchmarks/README.md.
+NARROW = 10
+_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=_CPU_OPTIONS),
+             "cpu-narrow": jax.jit(_program, static_argnums=(0, 1, 2, 3),
+                                   compiler_options={**_CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}),
              "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}
+
+
+def _narrow(platform: str, mixed: bool, width: int) -> bool:
+    """Whether a program is compiled and traced as NARROW says."""
+    return platform == "cpu" and mixed and width <= NARROW
+
+
+def compiled(platform: str, mixed: bool, width: int):
+    """The compiled _program for `platform` ("cpu" | "gpu"), mixed depths or not, layers `width` wide."""
+    return _COMPILED["cpu-narrow" if _narrow(platform, mixed, width) else platform]
+
+
 # On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their tests,
 # so far passed only interpreted on the CPU, pass on a GPU, and their speed at depth 20 is known (README, P3).
 GPU_KERNELS = os.environ.get("VGRAD_GPU_KERNELS", "0") == "1"
@@ -264,6 +289,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     parts = _parts(len(seeds), chunk)
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
     kernels = platform == "gpu" and GPU_KERNELS
+    program = compiled(platform, mixed, specs[0].width)
 
     def start(index, real, device):
         """Dispatch one run (asynchronously: runs on other devices start before this one ends)."""
@@ -274,8 +300,8 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
             order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(np.swapaxes(perms[:, index], 1, 2))
             depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
             local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
-            return _COMPILED[platform](cfg, platform, mixed, kernels, p, hyperparameters(pick(optimizers)), depth,
-                                       local, order, arrays)
+            return program(cfg, platform, mixed, kernels, p, hyperparameters(pick(optimizers)), depth, local, order,
+                           arrays)
 
     done = []
     for wave in range(0, len(parts), len(devices)):
