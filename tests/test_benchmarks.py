@@ -74,3 +74,13 @@ def test_engine_agreement_compares_both_engines_and_resumes(params, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "1 Keras fits to go (2 cached" in again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1])["relu_he:2"] == result
+
+
+def test_program_forms_times_both_forms_and_compares_their_numbers():
+    """Tiny: one shape, one epoch; both forms made, run and timed, and their final metrics equal."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "program_forms.py"), "--epochs", "1",
+                           "--shapes", "tanh:2:1-2:2"], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])["shapes"]["tanh:2:1-2:2"]
+    assert result["same_final_metrics"] and result["speed_up"] > 0
+    assert all(result[form]["compile_s"] > 0 and result[form]["model_epochs_per_s"] > 0
+               for form in ("default", "narrow"))

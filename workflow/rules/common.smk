@@ -6,7 +6,7 @@ import os
 import yaml
 from snakemake.logging import logger
 
-from vanishing_gradients.core import fileio, manifests, pipeline
+from vanishing_gradients.core import cost, fileio, manifests, pipeline
 from vanishing_gradients.core.errors import StageError
 from vanishing_gradients.core.params import load
 
@@ -49,6 +49,12 @@ def stage_code(stage):
         files += sorted(glob.glob(f"{path}/**/*.py", recursive=True) + glob.glob(f"{path}/**/*.yaml", recursive=True)) \
             if os.path.isdir(path) else [path]
     return files
+
+
+def train_priority(wildcards):
+    """A study's estimated seconds (core/cost.py): the longest train jobs start first, so that none is left running
+    alone at the end while the other cores idle."""
+    return round(cost.estimate(config, wildcards.study).seconds)
 
 
 def study_params(wildcards):

@@ -14,6 +14,7 @@ rule train:
         events=RUN_EVENTS,
         study=study_params,
     threads: 1
+    priority: train_priority
     resources:
         gpu=1,
     log:
