@@ -7,8 +7,9 @@
 mixed-depth scan rolled, compiled without the fusion emitters (train/jax/program.py uses it for mixed-depth
 programs of layers at most NARROW wide). Per shape and form: seconds to make the program (trace, lower, compile,
 the disk cache off), seconds to run it, model-epochs per second, and whether the two forms' final metrics are bit
-for bit equal (else their largest difference). The replicas are the study's kind: Glorot (tanh) or He (ReLU) kernels, SGD with momentum, statistics
-every 10 epochs and one replica's histograms every 50, as in the default study.
+for bit equal (else their largest difference). The replicas are the study's kind: Glorot (tanh) or He (ReLU)
+kernels, SGD with momentum, statistics every 10 epochs and one replica's histograms every 50, as in the default
+study.
 The last line printed is one JSON object with the figures.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _form(rolled: bool):
     import jax
 
     from vanishing_gradients.train.jax import model, program
-    options = {**program._CPU_OPTIONS, **({"xla_cpu_use_fusion_emitters": False} if rolled else {})}
+    options = program.NARROW_OPTIONS if rolled else program.CPU_OPTIONS
 
     def run(*args):
         with model.rolled_layers(rolled):

@@ -211,15 +211,15 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
 # loop (the validation rows, the weights while the validation batches run) out of it, so that each pass read
 # them materialised, (rows, width, K) floats, instead of computing them in registers. Kept on a GPU, where
 # validation was not slow.
-_CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
+CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
 # On CPU, mixed-depth programs of layers at most NARROW wide keep their scans over layers rolled and are compiled
 # without XLA's fusion emitters (its older loop emitters instead): their rolled loops ran several times slower with
 # the fusion emitters, and unrolling them, which helped there, is then slower and longer to compile. Wider layers,
 # whose loops are long, and single-depth programs kept what was faster for them. Figures: benchmarks/README.md.
 NARROW = 10
-_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=_CPU_OPTIONS),
-             "cpu-narrow": jax.jit(_program, static_argnums=(0, 1, 2, 3),
-                                   compiler_options={**_CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}),
+NARROW_OPTIONS = {**CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}
+_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=CPU_OPTIONS),
+             "cpu-narrow": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=NARROW_OPTIONS),
              "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}
 
 
