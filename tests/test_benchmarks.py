@@ -12,11 +12,22 @@ from conftest import ROOT
 def test_engine_speed_prints_its_figures_as_json():
     if jax.default_backend() != "cpu":
         pytest.skip("with a GPU, P3 runs at its full size")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_speed.py"), "--parts", "p2,p3",
-                           "--p2-replicas", "4", "--p2-epochs", "3", "--stats-freq", "1", "--histogram-freq", "2"],
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_speed.py"), "--parts", "p2,p2w,p5,p3",
+                           "--p2-replicas", "4", "--p2-epochs", "3", "--p2w-epochs", "2", "--p2w-shape", "2x3",
+                           "--p5-epochs", "2", "--stats-freq", "1", "--histogram-freq", "2"],
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["p2_model_epochs_per_s"] > 0 and result["peak_rss_mb"]["p2"] > 0
+    assert result["p2w_model_epochs_per_s"] > 0 and result["matmul_gflops_per_s"] > 0
+    # the floor: 2 x (2x3 + 3x3 + 3) flops a row forward, three times that per training row, 500 rows of each
+    assert result["p2w_floor_share"] == pytest.approx(result["p2w_model_epochs_per_s"] * 36 * (3 * 500 + 500)
+                                                      / (result["matmul_gflops_per_s"] * 1e9))
+    try:
+        import torch  # noqa: F401
+        assert result["p5_ratio"] == pytest.approx(result["p2_model_epochs_per_s"]
+                                                   / result["p5_peer_model_epochs_per_s"])
+    except ImportError:  # the peer is an optional extra (bench)
+        assert result["p5_ratio"] is None and "P5  skipped: torch is not installed" in done.stdout
     assert result["p3_model_epochs_per_s"] is None and "P3  skipped: JAX sees no GPU" in done.stdout
     assert result["device"] == "cpu"
 

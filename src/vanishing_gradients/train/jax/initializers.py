@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .linalg import qr
 from ...core.extensions import bounds, is_uniform
 from ...core.models import ModelSpec
 
@@ -36,7 +37,7 @@ def _orthogonal(fan_in: int, fan_out: int, keys, fold):
     normal (max, min) matrix, Q's columns times the signs of R's diagonal, transposed when fan_in < fan_out."""
     shape = (max(fan_in, fan_out), min(fan_in, fan_out))
     a = jax.vmap(lambda key, i: jax.random.normal(jax.random.fold_in(key, i), shape))(keys, fold)
-    q, r = jnp.linalg.qr(a)
+    q, r = qr(a)
     q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[:, None, :]
     return q if fan_in >= fan_out else jnp.swapaxes(q, 1, 2)
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .linalg import eigvalsh
 from .model import bce_with_logits, forward, loss_and_grads
 from ...core.statistics import SATURATED
 
@@ -130,7 +131,7 @@ def anatomy(params, x, y, activation, top, exists):
     zero = hidden == 0
     centred = hidden - jnp.mean(hidden, axis=1, keepdims=True)
     cov = jnp.einsum("lnik,lnjk->lkij", centred, centred, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
-    eig = jnp.linalg.eigvalsh(cov)  # (n_hidden, K, width), ascending
+    eig = eigvalsh(cov)  # (n_hidden, K, width), ascending
     total = jnp.sum(eig, axis=-1)
     top_share = jnp.where(total > 0, eig[..., -1] / jnp.where(total > 0, total, 1.0), 1.0)
     no_output = jnp.full((1, hidden.shape[-1]), jnp.nan)
