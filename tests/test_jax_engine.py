@@ -311,3 +311,29 @@ def test_forward_passes_of_a_few_rows_match_all_rows_at_once(params, data, exper
         assert dead[0, 1] >= 1 / 5  # at least the unit made dead, of 5
     else:
         assert saturated.max() > 0.1  # the deepest layers saturate (uniform [0, 1] weights)
+
+
+def test_programs_side_by_side_give_the_numbers_of_one_at_a_time(params, data):
+    """On a CPU, train_groups makes and runs programs side by side (one per CPU device): a narrow program
+    (rolled scans, no fusion emitters) and a wide one (the default form) traced at once in two threads give
+    what each gives alone, bit for bit, in the same order."""
+    import collections
+
+    from vanishing_gradients.core.study import variants
+    from vanishing_gradients.train.jax import groups
+    params["train"].update(epochs=2, seeds=[1, 2])
+    params["events"].update(stats_freq=1, histogram_freq=1)
+    params["studies"]["breadth"].update(depths=[1, 2], widths=[5, 12], seeds=2)
+    todo = variants(params, "breadth")
+    device = groups.jax_device("cpu")[0]
+    trained = {}
+    for in_flight in (2, 1):  # side by side first, so that both programs are traced at once
+        jax.clear_caches()
+        parts = collections.defaultdict(float)
+        trained[in_flight] = list(groups.train_groups(todo, params["train"], params["events"], data, device,
+                                                      lambda _: None, parts, in_flight=in_flight))
+        assert parts["compile"] > 0 and parts["programs"] >= 0
+    assert [v.name for v, _ in trained[2]] == [v.name for v, _ in trained[1]] == [v.name for v in todo]
+    for (_, side_by_side), (_, alone) in zip(trained[2], trained[1]):
+        for key in alone:
+            np.testing.assert_array_equal(side_by_side[key], alone[key], err_msg=key)

@@ -3,7 +3,9 @@ their shapes allow, each program training every seed of its variants at once."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from . import program
 from ...core.cost import programs, run_size
@@ -61,33 +63,60 @@ def split(out: dict, group: list[Variant], detail_seeds: int) -> Iterator[tuple[
         start, d_start = start + k, d_start + d
 
 
+def _train_program(i: int, group: list[Variant], train: dict, events: dict, data: dict, device, log, first: int):
+    """One program's arrays: every seed of the group's variants (run in a worker thread, see train_groups)."""
+    import jax
+
+    specs, seeds, optimizers, detail = [], [], [], []
+    for variant in group:
+        detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
+        specs += [variant.spec] * len(variant.seeds)
+        seeds += list(variant.seeds)
+        optimizers += [variant.optimizer] * len(variant.seeds)
+    first_variant = group[0]
+    cfg = program.Training(first_variant.spec.activation, first_variant.optimizer["name"], train["epochs"],
+                           train["batch_size"], train["threshold"], events["stats_freq"], events["histogram_freq"],
+                           first_variant.optimizer.get("nesterov", False))
+    log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first_variant.width}, "
+        f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
+    with jax.default_device(device):
+        largest = max(len(data["train"][0]), len(data["test"][0]))  # rows of the larger split
+        chunk = run_size(group, train, events, largest)  # train.chunk, or fewer to fit in memory
+        return program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk, first=first)
+
+
 def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device, log,
-                 parts: dict) -> Iterator[tuple[Variant, dict]]:
-    """Train every seed of every variant; yields (variant, arrays with the seed axis last). Adds to `parts` (a
-    defaultdict(float)) the seconds spent making programs ("compile") and running them ("programs": training with
-    its statistics)."""
+                 parts: dict, in_flight: int | None = None) -> Iterator[tuple[Variant, dict]]:
+    """Train every seed of every variant; yields (variant, arrays with the seed axis last), program by program in
+    order. Adds to `parts` (a defaultdict(float)) the seconds of this generator's wall time spent making programs
+    ("compile", JAX's own timings, at most the time waited) and waiting for them to run ("programs").
+
+    On a CPU, up to `in_flight` programs (default: one per CPU device) are made and run at once, program i's
+    first run on device i: a program of one run then uses one core, and the next one is compiled and run on
+    another meanwhile. Each program's numbers are the same whatever runs beside it."""
     import jax
 
     rows = len(data["train"][0]) + len(data["test"][0])
-    for i, group in enumerate(programs(variants, train["epochs"], rows), 1):
-        specs, seeds, optimizers, detail = [], [], [], []
-        for variant in group:
-            detail += [len(seeds) + j for j in range(min(events["detail_seeds"], len(variant.seeds)))]
-            specs += [variant.spec] * len(variant.seeds)
-            seeds += list(variant.seeds)
-            optimizers += [variant.optimizer] * len(variant.seeds)
-        first = group[0]
-        cfg = program.Training(first.spec.activation, first.optimizer["name"], train["epochs"], train["batch_size"],
-                          train["threshold"], events["stats_freq"], events["histogram_freq"],
-                          first.optimizer.get("nesterov", False))
-        log(f"program {i}: {len(group)} variants, {len(seeds)} replicas (width {first.width}, "
-            f"depth {min(v.depth for v in group)}-{max(v.depth for v in group)}, {cfg.activation}, {cfg.optimizer})")
-        start, compiled = time.perf_counter(), compile_seconds()
-        with jax.default_device(device):
-            largest = max(len(data["train"][0]), len(data["test"][0]))  # rows of the larger split
-            chunk = run_size(group, train, events, largest)  # train.chunk, or fewer to fit in memory
-            out = program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk)
-        compiling = compile_seconds() - compiled
-        parts["compile"] += compiling
-        parts["programs"] += time.perf_counter() - start - compiling
-        yield from split(out, group, events["detail_seeds"])
+    in_flight = in_flight or (len(jax.devices("cpu")) if device.platform == "cpu" else 1)
+    todo = enumerate(programs(variants, train["epochs"], rows), 1)
+    with ThreadPoolExecutor(max_workers=in_flight) as pool:
+        running = deque()
+
+        def submit() -> None:
+            for i, group in todo:  # the next program, if any
+                running.append((group, pool.submit(_train_program, i, group, train, events, data, device, log,
+                                                   (i - 1) % in_flight)))
+                return
+
+        for _ in range(in_flight):
+            submit()
+        while running:
+            start, compiled = time.perf_counter(), compile_seconds()
+            group, future = running.popleft()
+            out = future.result()
+            submit()
+            waited = time.perf_counter() - start
+            compiling = min(waited, compile_seconds() - compiled)  # programs compile beside running ones
+            parts["compile"] += compiling
+            parts["programs"] += waited - compiling
+            yield from split(out, group, events["detail_seeds"])

@@ -11,6 +11,7 @@ JAX's rules give (tests compare it with jax.grad, and the engine with Keras).
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import jax
@@ -19,17 +20,18 @@ import jax.numpy as jnp
 from ...core.extensions import ACTIVATIONS
 CHAINED_ROWS = 64  # batches up to this size sum their rows' gradients as one chain of adds
 UNROLLED_LAYERS = 20  # replicas of several depths: the scan over layers is unrolled up to this many (not ReLU)
-_LOOPS = {"rolled": False}  # set while a program is traced (rolled_layers)
+# .rolled: set while a program is traced (rolled_layers); per thread, since programs may be traced side by side
+_LOOPS = threading.local()
 
 
 @contextmanager
 def rolled_layers(rolled: bool):
     """While tracing a program: with `rolled`, every mixed-depth scan over layers stays rolled (see forward)."""
-    before, _LOOPS["rolled"] = _LOOPS["rolled"], rolled
+    before, _LOOPS.rolled = getattr(_LOOPS, "rolled", False), rolled
     try:
         yield
     finally:
-        _LOOPS["rolled"] = before
+        _LOOPS.rolled = before
 
 
 def _replica_axis(h):
@@ -71,7 +73,8 @@ def _tops(params, top):
 
 def _unrolled(params, top, activation) -> bool:
     """Whether the scan over layers is unrolled (see forward)."""
-    return top is None or not (_LOOPS["rolled"] or activation == "relu" or len(params) - 1 > UNROLLED_LAYERS)
+    rolled = getattr(_LOOPS, "rolled", False)
+    return top is None or not (rolled or activation == "relu" or len(params) - 1 > UNROLLED_LAYERS)
 
 
 def _middle(params, top):

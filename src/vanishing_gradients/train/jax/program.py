@@ -268,7 +268,7 @@ def _real_replicas(out: dict, real: int) -> dict:
 
 
 def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: list[dict], data: dict,
-                   detail=(), params=None, perms=None, chunk: int = 4096):
+                   detail=(), params=None, perms=None, chunk: int = 4096, first: int = 0):
     """Train one replica per (spec, seed, optimizer settings): all of one width and activation, any depths;
     optimizers all of one name (settings may differ). Returns numpy arrays with the replica axis last
     (see _program): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
@@ -278,7 +278,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     `detail`: replica indices that get histograms. `params`: initial weights (init_params's layout)
     instead of drawing them from the seeds. `perms`: (epochs, K, n_train) row orders instead of drawing
     them. Replicas are trained at most `chunk` per program run, so that any number fits in memory; on
-    CPU the runs are spread over the cores and run side by side.
+    CPU the runs are spread over the cores and run side by side, the first on CPU device `first`.
     """
     seeds, detail = list(seeds), list(detail)
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
@@ -286,6 +286,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     depth_all = max(s.depth for s in specs)  # every run padded alike, so results never depend on the split
     mixed = any(s.depth != depth_all for s in specs)  # one program for every run, whatever depths it holds
     devices = _devices()
+    devices = devices[first % len(devices):] + devices[:first % len(devices)]
     parts = _parts(len(seeds), chunk)
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
     kernels = platform == "gpu" and GPU_KERNELS
