@@ -36,11 +36,13 @@ SPEC = {"depth": 5, "width": 5, "activation": "tanh", "hidden_init": {"name": "r
                                                                      "maxval": 1.0},
         "output_init": {"name": "random_uniform", "minval": 0.0, "maxval": 1.0}}
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+N_TRAIN, N_VALIDATION = 500, 500  # the study's circles: training rows, and the test rows that validate
 
 
 def _data():
     from vanishing_gradients.core.data import arrays, make_dataset
-    frame = make_dataset({"n_samples": 1000, "noise": 0.1, "random_state": 1, "n_train": 500, "scaler_fit": "all"})
+    frame = make_dataset({"n_samples": N_TRAIN + N_VALIDATION, "noise": 0.1, "random_state": 1, "n_train": N_TRAIN,
+                          "scaler_fit": "all"})
     return {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
 
 
@@ -94,10 +96,16 @@ def part_p2(args) -> dict:
     return _engine_run(args.p2_replicas, args.p2_epochs, 5, args, chunk=args.p2_chunk)
 
 
+def _p2w_shape(args) -> tuple[int, int]:
+    """P2w's (depth, width), from --p2w-shape DEPTHxWIDTH."""
+    depth, width = map(int, args.p2w_shape.split("x"))
+    return depth, width
+
+
 def part_p2w(args) -> dict:
     import jax
     jax.config.update("jax_platforms", "cpu")
-    depth, width = map(int, args.p2w_shape.split("x"))
+    depth, width = _p2w_shape(args)
     return _engine_run(args.p2_replicas, args.p2w_epochs, depth, args, chunk=args.p2_chunk, width=width)
 
 
@@ -181,17 +189,17 @@ def main() -> None:
     if {"p2", "p2w"} & set(parts):
         floor = _run_part("matmul", argv)["flops_per_s"]
         result["matmul_gflops_per_s"] = floor / 1e9
-    for name, depth, width in (("p2", 5, 5), ("p2w", *map(int, args.p2w_shape.split("x")))):
+    for name, depth, width in (("p2", 5, 5), ("p2w", *_p2w_shape(args))):
         if name not in parts:
             continue
-        found = _run_part(name, argv)
+        found, model_flops = _run_part(name, argv), flops(depth, width, N_TRAIN, N_VALIDATION)
         result.update({f"{name}_model_epochs_per_s": found["model_epochs_per_s"], "device": found["device"]})
-        result[f"{name}_floor_share"] = found["model_epochs_per_s"] * flops(depth, width, 500, 500) / floor
+        result[f"{name}_floor_share"] = found["model_epochs_per_s"] * model_flops / floor
         result["peak_rss_mb"][name] = found["peak_rss_mb"]
         print(f"{name.upper():3} {args.p2_replicas} replicas of depth {depth}, width {width} x "
               f"{getattr(args, name + '_epochs')} epochs on CPU, runs of {args.p2_chunk}: "
               f"{found['model_epochs_per_s']:,.0f} model-epochs/s (compile+run {found['first_s']:.1f} s), "
-              f"{result[name + '_floor_share']:.1%} of the arithmetic floor ({flops(depth, width, 500, 500):,} "
+              f"{result[name + '_floor_share']:.1%} of the arithmetic floor ({model_flops:,} "
               f"flops a model-epoch at {floor / 1e9:.0f} GFLOP/s)", flush=True)
     if "p5" in parts:
         p5 = _run_part("p5", argv)
