@@ -55,7 +55,7 @@ from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
 from .shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
 from .statistics import (BUCKETS, anatomy, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
                              pass_rows, unit_states, update_ratio, val_grads, validation_batches)
-from ...core.statistics import LAYER, LAYER_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
+from ...core.statistics import LAYER, LAYER_STATISTICS, MODEL_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from ...core.models import ModelSpec  # noqa: E402
 
 PER_REPLICA = ("history", "layer_stats", "final", "anatomy")  # results with the replica axis last
@@ -169,13 +169,11 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
         params, state = apply(cfg.optimizer, params, grads, state, hp, step, cfg.nesterov)
         return (params, state, step + 1), (losses * jnp.sum(bmask), correct, mean_abs(grads))
 
-    def epoch_fn(carry, xs):
-        params, state, step, buffers = carry
-        epoch, perm = xs
+    def train_epoch(params, state, step, epoch, perm):
+        """Epoch `epoch` (1..): the weights after it, its train metrics and validation (4, K), its mean |gradient|."""
         if perm is None:
             perm = permutations(order, epoch, n, platform)  # (n, K)
         index = jnp.concatenate([perm, jnp.zeros((n_batches * B - n, K), perm.dtype)])  # padded rows: masked
-        before = params
         if kernels:
             x, y = gpu_kernels.batches_for_kernels(x_train, y_train, index.reshape(n_batches, B, K), B)
             params, state, sums = gpu_kernels.train_epoch(cfg, n, params, state, hp, step, top, x, y)
@@ -186,25 +184,36 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
             train_metrics = jnp.stack([jnp.sum(loss_sums, 0) / n, jnp.sum(correct, 0) / n])
             train_grad_mean = jnp.mean(grad_means, axis=0)
         history = jnp.concatenate([train_metrics, evaluate(params, x_test, y_test)])  # MODEL_STATISTICS' order
+        return params, state, step, train_grad_mean, history
+
+    def epoch_fn(carry, xs):
+        """Record the weights after `epoch` (0: the initial ones), then train the next epoch, if any. Recording
+        before training, rather than after, puts the initial record in the loop: traced once, compiled once."""
+        params, state, step, buffers, before, train_grad_mean = carry
+        epoch, perm = xs
         buffers = record(buffers, params, before, train_grad_mean, epoch)
-        return (params, state, step, buffers), history
+        idle = lambda: (params, state, step, train_grad_mean, jnp.zeros((len(MODEL_STATISTICS), K), jnp.float32))
+        trained = jax.lax.cond(epoch < cfg.epochs, lambda: train_epoch(params, state, step, epoch + 1, perm), idle)
+        return (*trained[:3], buffers, params, trained[3]), trained[4]
 
     buffers = (jnp.full((n_stats, len(LAYER_STATISTICS), L, K), jnp.nan, jnp.float32),
                (jnp.zeros((n_hist, L, 2, D, BUCKETS), jnp.int32), jnp.zeros((n_hist, L, 2, D, 2), jnp.float32)))
-    buffers = record(buffers, params, params, jnp.full((L, K), jnp.nan, jnp.float32), 0)
-    stats0 = buffers[0][0]
-    buffers = (buffers[0].at[0].set(stats0.at[LAYER["update_ratio"]].set(jnp.nan)), buffers[1])  # none before training
-    epochs = jnp.arange(1, cfg.epochs + 1)
+    epochs = jnp.arange(0, cfg.epochs + 1)  # iteration e records epoch e and trains epoch e + 1
     if order.ndim == 1 and cfg.epochs * K * n <= PRECOMPUTED_ORDERS:
-        order = all_permutations(order, epochs, n, platform)  # one loop for all epochs: less overhead
-    xs = (epochs, None) if order.ndim == 1 else (epochs, order)
-    carry = (params, zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers)
-    anatomy_of = lambda p: anatomy(p, x_train, y_train[:, None], act, top, exists)  # (statistics, L, K)
-    at_init = anatomy_of(params)
-    (params, _, _, (stats, hist)), history = jax.lax.scan(epoch_fn, carry, xs)
-    final = jnp.concatenate([evaluate(params, x_train, y_train), evaluate(params, x_test, y_test)])
-    return {"params": params, "history": history, "layer_stats": stats, "hist_counts": hist[0],
-            "hist_ranges": hist[1], "final": final, "anatomy": jnp.stack([at_init, anatomy_of(params)])}
+        order = all_permutations(order, epochs[1:], n, platform)  # one loop for all epochs: less overhead
+    # (epochs + 1, n, K): epoch e + 1's order in row e; the last row, which no epoch uses, repeats the first
+    xs = (epochs, None) if order.ndim == 1 else (epochs, jnp.concatenate([order, order[:1]]))
+    carry = (params, zeros_state(params, cfg.optimizer), jnp.zeros((), jnp.int32), buffers, params,
+             jnp.full((L, K), jnp.nan, jnp.float32))
+    initial = params
+    (params, _, _, (stats, hist), _, _), history = jax.lax.scan(epoch_fn, carry, xs)
+    stats = stats.at[0, LAYER["update_ratio"]].set(jnp.nan)  # no update before training
+    # the anatomy at initialisation and after the last epoch, one loop over the two: traced once
+    both = jax.tree.map(lambda a, b: jnp.stack([a, b]), initial, params)
+    at_both = jax.lax.map(lambda p: anatomy(p, x_train, y_train[:, None], act, top, exists), both)
+    final = jnp.concatenate([evaluate(params, x_train, y_train), history[-2, 2:]])  # the last epoch's validation
+    return {"params": params, "history": history[:-1], "layer_stats": stats, "hist_counts": hist[0],
+            "hist_ranges": hist[1], "final": final, "anatomy": at_both}
 
 
 # On CPU without XLA's loop-invariant code motion: it hoisted broadcasts of arrays that do not change inside a

@@ -39,25 +39,30 @@ def validation_batches(x, y, batch_size: int):
     return pad(x).reshape(count, batch_size, -1), pad(y).reshape(count, batch_size, 1), jnp.asarray(mask)
 
 
-def histogram(values):
-    """TensorBoard's bucketing of values (n, K), per replica: counts (K, BUCKETS), range (K, 2)."""
-    low, high = jnp.min(values, axis=0), jnp.max(values, axis=0)  # (K,)
+def histogram(values, real=None):
+    """TensorBoard's bucketing of values (..., n, K), per replica: counts (..., K, BUCKETS), range (..., K, 2).
+    real (..., n, 1): which values count (the rest are padding), or None for all."""
+    pick = (lambda a, fill: a) if real is None else (lambda a, fill: jnp.where(real, a, fill))
+    low, high = jnp.min(pick(values, jnp.inf), axis=-2), jnp.max(pick(values, -jnp.inf), axis=-2)  # (..., K)
     width = (high - low) / BUCKETS
-    index = jnp.floor((values - low) / jnp.where(width > 0, width, 1.0)).astype(jnp.int32)
-    index = jnp.where(width > 0, jnp.minimum(index, BUCKETS - 1), BUCKETS - 1)  # one value: last bucket
-    counts = jnp.sum(jax.nn.one_hot(index, BUCKETS, dtype=jnp.int32), axis=0)  # (K, BUCKETS)
+    index = jnp.floor((values - low[..., None, :]) / jnp.where(width > 0, width, 1.0)[..., None, :]).astype(jnp.int32)
+    index = jnp.where(width[..., None, :] > 0, jnp.minimum(index, BUCKETS - 1), BUCKETS - 1)  # one value: last bucket
+    index = pick(index, BUCKETS)  # padding: in no bucket
+    counts = jnp.sum(jax.nn.one_hot(index, BUCKETS, dtype=jnp.int32), axis=-3)  # (..., K, BUCKETS)
     return counts, jnp.stack([low, high], axis=-1)
 
 
 def layer_histograms(grads, params, detail):
     """Per layer, histograms of the pooled validation gradients and of the kernel for the replicas
-    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2)."""
-    counts, ranges = [], []
-    for g, (w, _) in zip(grads, params):
-        per_kind = [histogram(jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1)) for a in (g, w)]
-        counts.append(jnp.stack([c for c, _ in per_kind]))
-        ranges.append(jnp.stack([r for _, r in per_kind]))
-    return jnp.stack(counts), jnp.stack(ranges)
+    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2). All layers' values are padded to one
+    length and bucketed at once: one histogram per layer made the program several seconds longer to compile."""
+    pooled = [jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1) for g, (w, _) in zip(grads, params)
+              for a in (g, w)]  # per layer, gradients then kernel: (n_i, D)
+    sizes = np.array([a.shape[0] for a in pooled])
+    n = int(sizes.max())
+    values = jnp.stack([jnp.pad(a, ((0, n - a.shape[0]), (0, 0))) for a in pooled])  # (2L, n, D)
+    counts, ranges = histogram(values, (np.arange(n)[None, :] < sizes[:, None])[..., None])
+    return counts.reshape(len(params), 2, *counts.shape[1:]), ranges.reshape(len(params), 2, *ranges.shape[1:])
 
 
 def val_grads(params, val, activation, top):
