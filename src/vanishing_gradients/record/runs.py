@@ -76,8 +76,9 @@ def defined(statistic: str, layer: str, epoch: int) -> bool:
     return not ((entry.hidden_only and layer == "output") or (entry.after_training and epoch == 0))
 
 
-def _layer_values(names: tuple, layers: list[str], per_statistic: np.ndarray, epoch: int) -> dict[str, float]:
-    """{`statistic/layer`: value} of per_statistic (statistics, L) at `epoch`, where the statistic is defined."""
+def _layer_values(names, layers: list[str], per_statistic: np.ndarray, epoch: int) -> dict[str, float]:
+    """{`statistic/layer`: value} of per_statistic (statistics, L) at `epoch`, where the statistic is defined;
+    names: the statistics in per_statistic's order (a table of them)."""
     return {f"{statistic}/{layer}": value for statistic, per_layer in zip(names, per_statistic)
             for layer, value in zip(layers, per_layer) if defined(statistic, layer, epoch)}
 
@@ -87,9 +88,9 @@ def _write_statistics(writer: EventWriter, layers: list[str], history: np.ndarra
     """history (epochs, 4), layer_stats (stats epochs, 6, L) of one run (a seed, or a mean over seeds), one record
     per epoch; NaN is written as NaN (a diverged run), so every run holds the same records."""
     per_epoch = dict(zip(stats_epochs(train["epochs"], events["stats_freq"]), layer_stats))
-    writer.scalars(_layer_values(tuple(LAYER_STATISTICS), layers, per_epoch[0], 0), 0)  # at initialisation
+    writer.scalars(_layer_values(LAYER_STATISTICS, layers, per_epoch[0], 0), 0)  # at initialisation
     for epoch, row in enumerate(history, 1):
-        layer = _layer_values(tuple(LAYER_STATISTICS), layers, per_epoch[epoch], epoch) if epoch in per_epoch else {}
+        layer = _layer_values(LAYER_STATISTICS, layers, per_epoch[epoch], epoch) if epoch in per_epoch else {}
         writer.scalars(dict(zip(MODEL_STATISTICS, row)) | layer, epoch)
 
 
@@ -115,7 +116,7 @@ def write_variant(variant_dir: Path, variant: Variant, arrays: dict, train: dict
                    "epochs_to_target": float(to_target[k]), "diverged": bool(lost[k])}
         at_end = dict(zip([FINAL_PREFIX + s for s in MODEL_STATISTICS] + list(SEED_STATISTICS),
                           [*final[:, k], to_target[k], slope[k], float(lost[k])]))
-        anatomy = [_layer_values(tuple(ANATOMY_STATISTICS), layers, per_statistic, epoch)  # (A, L) each
+        anatomy = [_layer_values(ANATOMY_STATISTICS, layers, per_statistic, epoch)  # (A, L) each
                    for epoch, per_statistic in zip((0, train["epochs"]), arrays["anatomy"][..., k])]
         writer.scalars(anatomy[0], 0)
         writer.scalars(at_end | anatomy[1], train["epochs"])

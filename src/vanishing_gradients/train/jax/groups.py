@@ -103,10 +103,10 @@ def train_groups(variants: list[Variant], train: dict, events: dict, data: dict,
         running = deque()
 
         def submit() -> None:
-            for i, group in todo:  # the next program, if any
+            i, group = next(todo, (0, None))  # the next program, if any
+            if group is not None:
                 running.append((group, pool.submit(_train_program, i, group, train, events, data, device, log,
                                                    (i - 1) % in_flight)))
-                return
 
         for _ in range(in_flight):
             submit()
