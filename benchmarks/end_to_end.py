@@ -2,10 +2,10 @@
 `snakemake --cores 4`, with the installed environment (this interpreter's) and a cold XLA cache.
 
 Prints how the time splits across stages (each job's own wall time, summed per stage; jobs overlap, so
-the sum exceeds the end-to-end time) and, within training, across its parts (making programs, running them
-with their statistics, writing event files, the rest), the number of models and the size of results/, then
-one JSON object on its last line: end_to_end_s, n_models, results_mb, stages_s, train_parts_s,
-keras_estimate_h.
+the sum exceeds the end-to-end time; and each job's CPU seconds, summed per stage, which add up to the machine's
+work) and, within training, across its parts (making programs, running them with their statistics, writing
+event files, the rest), the number of models and the size of results/, then one JSON object on its last line:
+end_to_end_s, cpu_s, n_models, results_mb, stages_s, stages_cpu_s, train_parts_s, keras_estimate_h.
 
     python benchmarks/end_to_end.py [--cores 4] [--keep DIR]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 KERAS_S_PER_MODEL = 31  # benchmarks/README.md: one 500-epoch model.fit of the depth-1 model here (deeper: more)
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's ended children and theirs (Snakemake and every job it ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=4)
@@ -34,7 +41,7 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "JAX_COMPILATION_CACHE_DIR": str(work / ".xla-cache")}  # cold: nothing compiled before
-    start = time.time()
+    start, cpu_start = time.time(), _children_cpu_s()
     job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", str(args.cores)], cwd=work, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in job.stdout:  # Snakemake's per-job lines, as progress
@@ -42,12 +49,14 @@ def main() -> None:
             print(f"  {time.time() - start:6.0f} s  {line.rstrip()}", file=sys.stderr, flush=True)
     if job.wait():
         sys.exit(f"snakemake failed; see {work}/logs")
-    elapsed = time.time() - start
+    elapsed, cpu = time.time() - start, _children_cpu_s() - cpu_start  # every process Snakemake started
 
-    stages, parts, n_models, devices = defaultdict(float), defaultdict(float), 0, set()
+    stages, stages_cpu, parts = defaultdict(float), defaultdict(float), defaultdict(float)  # seconds by stage, part
+    n_models, devices = 0, set()
     for path in (work / "logs" / "timings").glob("*.json"):
         record = json.loads(path.read_text())
         stages[record["stage"]] += record["wall_s"]
+        stages_cpu[record["stage"]] += record.get("cpu_s", 0.0)
         for part, seconds in record.get("parts_s", {}).items():  # the train jobs'
             parts[part] += seconds
         if "parts_s" in record:
@@ -56,16 +65,18 @@ def main() -> None:
         if record.get("device"):
             devices.add(record["device"])
     results_mb = sum(p.stat().st_size for p in (work / "results").rglob("*") if p.is_file()) / 2**20
-    print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}); "
-          f"results/ {results_mb:.0f} MB")
+    print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}), {cpu:.0f} CPU "
+          f"seconds; results/ {results_mb:.0f} MB")
     for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
-        print(f"  {stage:10s} {seconds:7.1f} s (sum over its jobs)")
+        print(f"  {stage:10s} {seconds:7.1f} s wall, {stages_cpu[stage]:7.1f} s CPU (sums over its jobs)")
     print("  train, by part: " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in sorted(parts.items())))
     estimate_h = n_models * KERAS_S_PER_MODEL / 3600
     print(f"model.fit one model after another: at least {estimate_h:.0f} hours "
           f"({KERAS_S_PER_MODEL} s per model, benchmarks/README.md)")
-    print(json.dumps({"end_to_end_s": round(elapsed, 1), "n_models": n_models, "results_mb": round(results_mb, 1),
+    print(json.dumps({"end_to_end_s": round(elapsed, 1), "cpu_s": round(cpu, 1), "n_models": n_models,
+                      "results_mb": round(results_mb, 1),
                       "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
+                      "stages_cpu_s": {k: round(v, 1) for k, v in sorted(stages_cpu.items())},
                       "train_parts_s": {k: round(v, 1) for k, v in sorted(parts.items())},
                       "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))
 

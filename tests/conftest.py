@@ -46,7 +46,8 @@ def tiny(params: dict, epochs: int = 3, seeds=(1, 2), sweeps: bool = True) -> di
     params["train"]["seeds"] = list(seeds)
     params["events"].update(stats_freq=1, histogram_freq=2)
     studies = params["studies"]
-    params["studies"] = {name: studies[name] for name in ("shallow_tanh", "deep_tanh", "deep_relu")}
+    params["studies"] = {name: {k: v for k, v in studies[name].items() if k != "seeds"}  # train.seeds: `seeds`
+                         for name in ("shallow_tanh", "deep_tanh", "deep_relu")}
     if sweeps:
         params["studies"]["depth_relu_he"] = {**studies["depth_relu_he"], "depths": {"from": 1, "to": 3}}
         params["studies"]["breadth"] = {**studies["breadth"], "depths": [1, 2], "widths": [5, 7], "seeds": 2}

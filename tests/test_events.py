@@ -48,3 +48,29 @@ def test_tensorboard_reads_what_we_write(tmp_path):
     assert acc.SummaryMetadata("kernel/output").plugin_data.plugin_name == "histograms"
     assert [e.step for e in acc.Tensors("kernel/output")] == [0, 1, 2]
     assert tensor_util.make_ndarray(acc.Tensors("kernel/output")[2].tensor_proto).shape == (30, 3)
+
+
+def test_records_carry_tensorboards_own_checksums(tmp_path):
+    """Records are checksummed in C (google-crc32c): the same CRC-32C as tensorboard's pure-Python one, so a file
+    we write passes its reader's check with the pure-Python checksum restored."""
+    import os
+    import struct
+
+    from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+
+    pure = pywrap_tensorflow.crc_update
+    for data in (b"", b"a", os.urandom(1000), os.urandom(4097)):
+        assert pywrap_tensorflow.crc32c(data) == pywrap_tensorflow.crc_finalize(pure(0, data))
+    writer = EventWriter(tmp_path)
+    writer.scalars({"loss_train": 0.5, "kernel_l1/hidden_1": 2.0}, 1)
+    writer.close()
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    raw, records = path.read_bytes(), 0
+    while raw:  # every record: length, its masked CRC, data, the data's masked CRC
+        (length,), (length_crc,) = struct.unpack("<Q", raw[:8]), struct.unpack("<I", raw[8:12])
+        data, (data_crc,) = raw[12:12 + length], struct.unpack("<I", raw[12 + length:16 + length])
+        mask = lambda crc: (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF  # TFRecord's masking
+        assert length_crc == mask(pywrap_tensorflow.crc_finalize(pure(0, raw[:8])))
+        assert data_crc == mask(pywrap_tensorflow.crc_finalize(pure(0, data)))
+        raw, records = raw[16 + length:], records + 1
+    assert records == 2  # the file's version and the step's scalars

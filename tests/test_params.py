@@ -164,7 +164,7 @@ def test_study_expansion(params):
     orthogonal = variants(params, "depth_tanh_orthogonal")  # {from: 2, to: 40, step: 2}
     assert [v.depth for v in orthogonal] == list(range(2, 41, 2)) and orthogonal[0].spec.hidden_init == "orthogonal"
     assert [v.width for v in variants(params, "width_relu_narrow")][::12] == [2, 3, 4]
-    assert n_models(params) == 3 * 20 + 4 * 25 * 20 + 50 * 10 + 20 * 20 + 3 * 12 * 10 + 2 * 11 * 10
+    assert n_models(params) == 3 * 100 + 4 * 25 * 20 + 50 * 10 + 20 * 20 + 3 * 12 * 20 + 2 * 11 * 10  # 4,140
 
 
 OVERSIZED = {  # what cannot run here, refused by the parameter check with the estimate and the key to change

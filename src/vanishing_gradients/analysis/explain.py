@@ -5,6 +5,8 @@ parameters and the training inputs."""
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -71,9 +73,14 @@ def verdicts(params: dict, tables: dict, x: np.ndarray) -> tuple[pd.DataFrame, d
     predicted)} the report draws."""
     trainable = tables["trainable_depth"].set_index(SWEEP)
     rows, curves = [], {}
-    for config, width in sweeps(tables["seeds"]):
-        measured = by_depth(tables["seeds"], config, width, params["events"]["failure"]["collapsed"])
-        predicted = predict(params, config, width, measured["depth"], x)
+    found = sweeps(tables["seeds"])
+    measured_all = [by_depth(tables["seeds"], config, width, params["events"]["failure"]["collapsed"])
+                    for config, width in found]
+    # the Monte Carlos side by side, one per core: numpy leaves Python's lock while it computes
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        predicted_all = list(pool.map(lambda sweep, measured: predict(params, *sweep, measured["depth"], x), found,
+                                      measured_all))
+    for (config, width), measured, predicted in zip(found, measured_all, predicted_all):
         curves[(config, width)] = (measured, predicted)
         t = trainable.loc[(config, width)]
         half, at_depth = _edge(measured, t["depth"])
@@ -213,11 +220,10 @@ def measured_gain(layers: pd.DataFrame, seeds: pd.DataFrame, config: str, width:
     part = layers[layers["layer"] != "output"].merge(chosen[["study", "variant", "seed"]], on=["study", "variant",
                                                                                                "seed"])
     part = part.assign(index=part["layer"].str.removeprefix("hidden_").astype(int))
-    ratios = []
-    for _, one in part.groupby(["study", "variant", "seed"]):
-        wide = one.pivot_table(index="index", columns="statistic", values="value")
-        grad, rms = wide["grad_mean_abs"], wide["activation_rms"]
-        for l in wide.index[1:-1]:  # l - 1 and l exist, and l + 1
-            if abs(rms[l - 1] - h_star) < near and abs(rms[l] - h_star) < near and grad[l + 1] > 0:
-                ratios.append(grad[l] / grad[l + 1])
+    wide = part.pivot_table(index=["study", "variant", "seed", "index"], columns="statistic", values="value")
+    seed = wide.groupby(level=["study", "variant", "seed"])  # each seed's layers 1..depth, in order
+    grad, rms = wide["grad_mean_abs"], wide["activation_rms"]
+    before, above = seed["activation_rms"].shift(1), seed["grad_mean_abs"].shift(-1)  # layer l - 1's, l + 1's
+    at_fixed_point = ((before - h_star).abs() < near) & ((rms - h_star).abs() < near) & (above > 0)
+    ratios = (grad / above)[at_fixed_point].tolist()
     return (float(np.median(ratios)) if ratios else math.nan), len(ratios)

@@ -65,8 +65,10 @@ def trainable_depth(seeds: pd.DataFrame, success_accuracy: float, rng_seed: int 
 
     point = largest([by_depth[d].mean() for d in depths])
     rng = np.random.default_rng(rng_seed)
-    draws = np.array([largest([rng.choice(by_depth[d], len(by_depth[d])).mean() for d in depths])
-                      for _ in range(BOOTSTRAP)])
+    # a resample's success rate: the draws of rng.choice(ok, n) (it draws rng.integers(0, n, n)), counted without
+    # its per-call overhead, which was most of this function's time
+    rate = lambda ok: np.count_nonzero(ok[rng.integers(0, len(ok), len(ok))]) / len(ok)
+    draws = np.array([largest([rate(by_depth[d]) for d in depths]) for _ in range(BOOTSTRAP)])
     finite = draws[np.isfinite(draws)]
     low, high = (np.percentile(finite, [2.5, 97.5]) if len(finite) else (np.nan, np.nan))
     return {"depth": point, "low": float(low), "high": float(high), "max_depth_tried": int(depths.max()),

@@ -23,7 +23,9 @@ import pandas as pd
 # `tensorboard.compat.notf` is its own switch to use its built-in file layer instead, as without TF.
 sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
-from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # noqa: E402
+import google_crc32c  # noqa: E402
+from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader  # noqa: E402
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2  # noqa: E402
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb  # noqa: E402
 from tensorboard.plugins.histogram import metadata as histogram_metadata  # noqa: E402
@@ -35,6 +37,10 @@ HISTOGRAM_COLUMNS = ["layer", "epoch", "statistic", "bin_left", "bin_right", "co
 MODEL_LEVEL = "model"  # the `layer` of a model-level statistic in the tables
 SCALARS, HISTOGRAMS = scalar_metadata.PLUGIN_NAME, histogram_metadata.PLUGIN_NAME
 _UIDS = itertools.count()
+# That built-in file layer checksums every record it writes or reads (CRC-32C) in pure Python, which was most of
+# the time of writing and of reading event files; google-crc32c computes the same checksum in C (its writer and
+# reader look the function up in that module at each call). tests/test_events.py checks the two agree.
+pywrap_tensorflow.crc32c = google_crc32c.value
 _METADATA = {SCALARS: scalar_metadata.create_summary_metadata(display_name=None, description=None),
              HISTOGRAMS: histogram_metadata.create_summary_metadata(display_name=None, description=None)}
 
@@ -120,20 +126,23 @@ def _tensor_values(tensor) -> np.ndarray:
 def read_events(logdir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All scalars and histograms of the event files directly in `logdir`, as tidy tables
     (SCALAR/HISTOGRAM_COLUMNS). Reads records with tensorboard's loader; the plugin of a tag is
-    taken from its first record's metadata, as TensorBoard does."""
+    taken from its first record's metadata, as TensorBoard does. Records are read as written, without the
+    loader's migration of older summary formats (EventWriter writes none)."""
     files = sorted(Path(logdir).glob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"{logdir}: no TensorBoard event file")
     tags: dict[str, tuple[str, str, str]] = {}  # tag -> (plugin, statistic, layer), from its first record
     scalars, histograms = [], []
     for path in files:
-        for event in EventFileLoader(str(path)).Load():
+        for event in LegacyEventFileLoader(str(path)).Load():
             for value in event.summary.value:
                 if value.tag not in tags:
                     tags[value.tag] = (value.metadata.plugin_data.plugin_name, *split_tag(value.tag))
                 plugin, statistic, layer = tags[value.tag]
-                if plugin == SCALARS:
-                    scalars.append((layer, event.step, statistic, float(_tensor_values(value.tensor)[0])))
+                if plugin == SCALARS:  # ours hold float_val; a scalar in tensor_content goes the slow way
+                    number = value.tensor.float_val
+                    scalars.append((layer, event.step, statistic,
+                                    number[0] if number else float(_tensor_values(value.tensor)[0])))
                 elif plugin == HISTOGRAMS:
                     histograms.extend((layer, event.step, statistic, left, right, count)
                                       for left, right, count in _tensor_values(value.tensor).reshape(-1, 3))

@@ -42,7 +42,8 @@ def anatomy_records(layers: list[str], epochs: int) -> set[tuple[str, str, int]]
 def check_complete(scalars: pd.DataFrame, want: set, where: Path) -> None:
     """Every record a finished run writes is there: a truncated or corrupted event file (which
     TensorBoard's reader reads up to the damage, silently) fails here instead."""
-    missing = want - set(zip(scalars["statistic"], scalars["layer"], scalars["epoch"]))
+    # columns as lists first: iterating pandas' Arrow-backed strings one by one took most of this check's time
+    missing = want - set(zip(*(scalars[c].tolist() for c in ("statistic", "layer", "epoch"))))
     if missing:
         statistic, layer, epoch = min(missing, key=lambda m: (m[2], m[0], m[1]))
         raise IncompleteRunError(f"{where}: incomplete or corrupted event file: {len(missing)} records missing, "
