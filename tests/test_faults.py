@@ -129,10 +129,14 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=LOCAL_ENV,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not (runs.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())
-               and glob.glob(str(runs / ".*.partial-*"))):
-        assert time.time() < deadline and job.poll() is None, "never saw one run finished and one in progress"
-        time.sleep(0.2)
+    try:
+        while not (runs.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in runs.iterdir())
+                   and glob.glob(str(runs / ".*.partial-*"))):
+            assert time.time() < deadline and job.poll() is None, "never saw one run finished and one in progress"
+            time.sleep(0.2)
+    except AssertionError:
+        os.killpg(job.pid, signal.SIGKILL)  # Snakemake and its jobs: none left training after a failed test
+        raise
     assert trainers(repo), "no trainer running"
     os.kill(job.pid, signal.SIGKILL)  # Snakemake alone: its jobs are left to themselves
     job.wait()
