@@ -7,9 +7,11 @@
 # engine_speed.py. The whole check takes many minutes (XLA compiles each P3 program on a GPU for a minute or
 # more); a quick one:
 #   bash benchmarks/gpu_check.sh --p3-configs 5x100000 --p3-epochs 50 --stats-freq 10 --histogram-freq 50
-# What the machine lacks (jsonschema and its dependencies) travels as wheels in .whl/, fetched beforehand:
+# What the machine lacks (jsonschema and its dependencies, google-crc32c) travels as wheels in .whl/, fetched
+# beforehand:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_17_x86_64 -d .whl jsonschema jsonschema-specifications referencing rpds-py
+#       --platform manylinux_2_17_x86_64 -d .whl jsonschema jsonschema-specifications referencing rpds-py \
+#       google-crc32c==1.7.1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" > /dev/null; then
