@@ -23,7 +23,7 @@ os.environ["JAX_COMPILATION_CACHE_DIR"] = ""  # before the engine starts: every 
 
 # activation:width:depths:replicas, the shapes of the default study's programs
 SHAPES = ["tanh:5:1-5:100", "tanh:5:16-20:100", "tanh:5:26-30:100", "relu:5:21-25:100", "relu:3:1-12:120",
-          "relu:8:14-24:60", "tanh:10:6-10:50", "tanh:25:6-10:50"]
+          "relu:8:14-24:60", "tanh:10:6-10:50", "tanh:15:1-10:100", "tanh:20:1-10:100", "tanh:25:6-10:50"]
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 
 

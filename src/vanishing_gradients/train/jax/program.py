@@ -223,9 +223,10 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
 CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
 # On CPU, mixed-depth programs of layers at most NARROW wide keep their scans over layers rolled and are compiled
 # without XLA's fusion emitters (its older loop emitters instead): their rolled loops ran several times slower with
-# the fusion emitters, and unrolling them, which helped there, is then slower and longer to compile. Wider layers,
-# whose loops are long, and single-depth programs kept what was faster for them. Figures: benchmarks/README.md.
-NARROW = 10
+# the fusion emitters, and unrolling them, which helped there, is then slower and longer to compile. At width 15 the
+# default form's unrolled loops were slow too (at 0.6 times the narrow form's speed); from width 20 the default form
+# ran faster. Wider layers and single-depth programs keep the default. Figures: benchmarks/README.md.
+NARROW = 15
 NARROW_OPTIONS = {**CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}
 _COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=CPU_OPTIONS),
              "cpu-narrow": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=NARROW_OPTIONS),
