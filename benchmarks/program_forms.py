@@ -3,13 +3,13 @@
     python benchmarks/program_forms.py                 # every shape below, 100 epochs
     python benchmarks/program_forms.py --epochs 20 --shapes tanh:5:1-5:100
 
-"default": scans over layers unrolled where model.py unrolls them, XLA's fusion emitters. "narrow": every
-mixed-depth scan rolled, compiled without the fusion emitters (train/jax/program.py uses it for mixed-depth
-programs of layers at most NARROW wide). Per shape and form: seconds to make the program (trace, lower, compile,
-the disk cache off), seconds to run it, model-epochs per second, and whether the two forms' final metrics are bit
-for bit equal (else their largest difference). The replicas are the study's kind: Glorot (tanh) or He (ReLU)
-kernels, SGD with momentum, statistics every 10 epochs and one replica's histograms every 50, as in the default
-study.
+"default": compiled with XLA's fusion emitters. "narrow": compiled without them (train/jax/program.py uses it
+for mixed-depth programs of layers at most NARROW wide). Both trace the same program (model.py: scans over layers
+unrolled where every replica has the full depth, rolled in mixed depths). Per shape and form: seconds to make the
+program (trace, lower, compile, the disk cache off), seconds to run it, model-epochs per second, and whether the
+two forms' final metrics are bit for bit equal (else their largest difference). The replicas are the study's kind:
+Glorot (tanh) or He (ReLU) kernels, SGD with momentum, statistics every 10 epochs and one replica's histograms
+every 50, as in the default study.
 The last line printed is one JSON object with the figures.
 """
 from __future__ import annotations
@@ -27,17 +27,13 @@ SHAPES = ["tanh:5:1-5:100", "tanh:5:16-20:100", "tanh:5:26-30:100", "relu:5:21-2
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
 
 
-def _form(rolled: bool):
+def _form(narrow: bool):
     """The engine's program in one form (see the module docstring)."""
     import jax
 
-    from vanishing_gradients.train.jax import model, program
-    options = program.NARROW_OPTIONS if rolled else program.CPU_OPTIONS
-
-    def run(*args):
-        with model.rolled_layers(rolled):
-            return program._training(*args)
-    return jax.jit(run, static_argnums=(0, 1, 2, 3), compiler_options=options)
+    from vanishing_gradients.train.jax import program
+    options = program.NARROW_OPTIONS if narrow else program.CPU_OPTIONS
+    return jax.jit(program._training, static_argnums=(0, 1, 2, 3), compiler_options=options)
 
 
 def measure(shape: str, epochs: int, data) -> dict:
@@ -62,9 +58,9 @@ def measure(shape: str, epochs: int, data) -> dict:
             jnp.asarray(depth, jnp.int32), jnp.arange(min(len(specs), high - low + 1), dtype=jnp.int32),
             shuffle_keys(seeds), data)
     out, finals, run_s = {}, {}, {}
-    for name, rolled in (("default", False), ("narrow", True)):
+    for name, narrow in (("default", False), ("narrow", True)):
         start = time.perf_counter()
-        compiled = _form(rolled).trace(*args).lower().compile()
+        compiled = _form(narrow).trace(*args).lower().compile()
         made = time.perf_counter()
         finals[name] = np.asarray(jax.block_until_ready(compiled(*args[4:]))["final"])  # (4, K)
         ran = run_s[name] = time.perf_counter() - made

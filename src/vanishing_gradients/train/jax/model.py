@@ -11,27 +11,12 @@ JAX's rules give (tests compare it with jax.grad, and the engine with Keras).
 """
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-
 import jax
 import jax.numpy as jnp
 
 from ...core.extensions import ACTIVATIONS
+
 CHAINED_ROWS = 64  # batches up to this size sum their rows' gradients as one chain of adds
-UNROLLED_LAYERS = 20  # replicas of several depths: the scan over layers is unrolled up to this many (not ReLU)
-# .rolled: set while a program is traced (rolled_layers); per thread, since programs may be traced side by side
-_LOOPS = threading.local()
-
-
-@contextmanager
-def rolled_layers(rolled: bool):
-    """While tracing a program: with `rolled`, every mixed-depth scan over layers stays rolled (see forward)."""
-    before, _LOOPS.rolled = getattr(_LOOPS, "rolled", False), rolled
-    try:
-        yield
-    finally:
-        _LOOPS.rolled = before
 
 
 def _replica_axis(h):
@@ -66,53 +51,47 @@ def _outer_sum(h, dz):
     return total
 
 
-def _tops(params, top):
-    """`top` (n_hidden, K), or without it (every replica of full depth) the last hidden layer: (n_hidden, 1)."""
-    return jnp.arange(len(params) - 1)[:, None] == len(params) - 2 if top is None else top
-
-
-def _unrolled(params, top, activation) -> bool:
-    """Whether the scan over layers is unrolled (see forward)."""
-    rolled = getattr(_LOOPS, "rolled", False)
-    return top is None or not (rolled or activation == "relu" or len(params) - 1 > UNROLLED_LAYERS)
+def _active(top):
+    """(n_hidden, K): whether hidden layer i exists in replica k (it is its last or below it), from `top`."""
+    return jnp.flip(jnp.cumsum(jnp.flip(top, 0), 0), 0) > 0
 
 
 def _middle(params, top):
     """The hidden layers after the first, stacked for a scan over layers: kernels (M, width, width, K),
-    biases (M, width, K), and whether each is a replica's last (M, K)."""
+    biases (M, width, K), and whether each exists in each replica (M, K), or None when every replica has them."""
     middle = params[1:-1]
     kernels, biases = jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle])
-    return kernels, biases, jnp.broadcast_to(_tops(params, top)[1:], (len(middle), params[0][0].shape[-1]))
+    return kernels, biases, None if top is None else _active(top)[1:]
 
 
 def forward(params, x, activation, top=None, hidden=False):
     """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
 
     `top` (n_hidden, K): whether hidden layer i is replica k's last. Replicas of different depths share
-    one program: every replica runs all hidden layers (a layer beyond its depth has zero weights), and its
-    output layer reads its own last hidden layer. With `hidden`, also the hidden layers' outputs, stacked
-    (n_hidden, batch, width, K), and the output layer's input.
+    one program: every replica runs all hidden layers, a layer beyond its depth passing its input on unchanged,
+    so that the output layer reads the replica's own last hidden layer. With `hidden`, also the hidden layers'
+    outputs, stacked (n_hidden, batch, width, K) (beyond a replica's depth, copies of its last), and the output
+    layer's input.
 
-    The layers after the first run as a scan, unrolled when every replica has the full depth (`top` is
-    None). Unrolled, XLA fuses chains of operations across layers; but where the output layer reads a
-    different layer per replica, it fused cheap activations (ReLU) of many layers into that read and
-    recomputed them (a deep ReLU step ran many times slower), so there a ReLU scan stays rolled and each
-    layer's output is computed once. Tanh and sigmoid are not recomputed: their mixed-depth scans are
-    unrolled up to UNROLLED_LAYERS, beyond which the gain was gone and the compile time still grew, and not at
-    all where the program says so (rolled_layers: narrow layers on a CPU, see program.py).
+    The layers after the first run as a scan, unrolled when every replica has the full depth (`top` is None), where
+    XLA fuses chains of operations across layers. In mixed depths the scan stays rolled: a layer's output there
+    is also its pass-through input, and unrolled, XLA fused each layer into every later one that reads it and
+    recomputed it (a deep ReLU step ran many times slower; tanh at width 25, with passing on, six times). Passing
+    a layer's input on, rather than carrying each replica's last output beside the layers' (a select of every
+    layer's whole output), lets the choice fuse into the layer's own loop: rolled, mixed-depth programs ran 1.2 to
+    1.6 times faster so than with the last output carried (benchmarks/README.md).
     """
     act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
     first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)
     if len(params) == 2:
         outputs, last = first[None], first
     else:
-        def layer(carry, layer_params):
-            h, last = carry
-            kernel, bias, is_top = layer_params
-            h = act(dense(h, kernel, bias))
-            return (h, jnp.where(is_top[None, None, :], h, last)), h
-        unroll = _unrolled(params, top, activation)
-        (_, last), rest = jax.lax.scan(layer, (first, first), _middle(params, top), unroll=unroll)
+        def layer(h, layer_params):
+            kernel, bias, exists = layer_params
+            out = act(dense(h, kernel, bias))
+            out = out if exists is None else jnp.where(exists[None, None, :], out, h)
+            return out, out
+        last, rest = jax.lax.scan(layer, first, _middle(params, top), unroll=top is None)
         outputs = jnp.concatenate([first[None], rest])
     logits = dense(last, *params[-1])[:, 0, :]
     return (logits, outputs, last) if hidden else logits
@@ -147,20 +126,23 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
     losses = jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0) / count
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
     output_grads = (_outer_sum(last, dz), jnp.sum(dz, axis=0))
-    d_last = _dense_transposed(dz, params[-1][0])  # reaches each replica's last hidden layer only
+    # the gradient reaching each replica's last hidden layer, passed down unchanged through the layers above it
+    dh = _dense_transposed(dz, params[-1][0])  # (batch, width, K)
     slope = ACTIVATIONS[activation].slope
-    dh = jnp.zeros_like(d_last)  # gradient reaching a hidden layer's output from the layers above it
     middle = []
     if len(params) > 2:
         def layer(dh, layer_values):  # one hidden layer after the first, from the top down
-            kernel, is_top, h_in, h_out = layer_values
-            dz = (dh + jnp.where(is_top[None, None, :], d_last, 0.0)) * slope(h_out)
-            return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
-        kernels, _, tops = _middle(params, top)
+            kernel, exists, h_in, h_out = layer_values
+            dz = dh * slope(h_out)
+            if exists is None:
+                return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
+            dz = jnp.where(exists[None, None, :], dz, 0.0)  # a layer beyond the replica's depth: no gradient
+            dh = jnp.where(exists[None, None, :], _dense_transposed(dz, kernel), dh)
+            return dh, (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
+        kernels, _, exists = _middle(params, top)
         dh, (kernel_grads, bias_grads) = jax.lax.scan(
-            layer, dh, (kernels, tops, outputs[:-1], outputs[1:]), reverse=True,
-            unroll=_unrolled(params, top, activation))
+            layer, dh, (kernels, exists, outputs[:-1], outputs[1:]), reverse=True, unroll=top is None)
         middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
-    dz = (dh + jnp.where(_tops(params, top)[0][None, None, :], d_last, 0.0)) * slope(outputs[0])
+    dz = dh * slope(outputs[0])
     first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
     return losses, logits, [first, *middle, output_grads]

@@ -48,7 +48,7 @@ if XLA_CACHE:
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
 
-from .model import loss_and_grads, rolled_layers  # noqa: E402
+from .model import loss_and_grads  # noqa: E402
 from . import gpu_kernels  # noqa: E402
 from .initializers import init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
@@ -84,12 +84,6 @@ def _slots(epochs: list[int], total: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- the program
-
-def _program(cfg: Training, platform: str, mixed: bool, kernels: bool, params, hp, depth, detail, order, data):
-    """_training, its mixed-depth scans over narrow layers rolled on a CPU (see NARROW)."""
-    with rolled_layers(_narrow(platform, mixed, params[0][0].shape[1])):
-        return _training(cfg, platform, mixed, kernels, params, hp, depth, detail, order, data)
-
 
 def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, hp, depth, detail, order, data):
     """Train K replicas for cfg.epochs on `platform` ("cpu" or "gpu": how row orders are sorted); with `kernels`,
@@ -221,25 +215,23 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
 # them materialised, (rows, width, K) floats, instead of computing them in registers. Kept on a GPU, where
 # validation was not slow.
 CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion"}
-# On CPU, mixed-depth programs of layers at most NARROW wide keep their scans over layers rolled and are compiled
-# without XLA's fusion emitters (its older loop emitters instead): their rolled loops ran several times slower with
-# the fusion emitters, and unrolling them, which helped there, is then slower and longer to compile. At width 15 the
-# default form's unrolled loops were slow too (at 0.6 times the narrow form's speed); from width 20 the default form
-# ran faster. Wider layers and single-depth programs keep the default. Figures: benchmarks/README.md.
+# On CPU, mixed-depth programs of layers at most NARROW wide are compiled without XLA's fusion emitters (its older
+# loop emitters instead): their scans over layers, rolled, ran 2 to 4 times slower with the fusion emitters. From
+# width 20 the fusion emitters ran faster. Single-depth programs keep the default. Figures: benchmarks/README.md.
 NARROW = 15
 NARROW_OPTIONS = {**CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}
-_COMPILED = {"cpu": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=CPU_OPTIONS),
-             "cpu-narrow": jax.jit(_program, static_argnums=(0, 1, 2, 3), compiler_options=NARROW_OPTIONS),
-             "gpu": jax.jit(_program, static_argnums=(0, 1, 2, 3))}
+_COMPILED = {"cpu": jax.jit(_training, static_argnums=(0, 1, 2, 3), compiler_options=CPU_OPTIONS),
+             "cpu-narrow": jax.jit(_training, static_argnums=(0, 1, 2, 3), compiler_options=NARROW_OPTIONS),
+             "gpu": jax.jit(_training, static_argnums=(0, 1, 2, 3))}
 
 
 def _narrow(platform: str, mixed: bool, width: int) -> bool:
-    """Whether a program is compiled and traced as NARROW says."""
+    """Whether a program is compiled as NARROW says."""
     return platform == "cpu" and mixed and width <= NARROW
 
 
 def compiled(platform: str, mixed: bool, width: int):
-    """The compiled _program for `platform` ("cpu" | "gpu"), mixed depths or not, layers `width` wide."""
+    """The compiled _training for `platform` ("cpu" | "gpu"), mixed depths or not, layers `width` wide."""
     return _COMPILED["cpu-narrow" if _narrow(platform, mixed, width) else platform]
 
 
@@ -281,7 +273,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
                    detail=(), params=None, perms=None, chunk: int = 4096, first: int = 0):
     """Train one replica per (spec, seed, optimizer settings): all of one width and activation, any depths;
     optimizers all of one name (settings may differ). Returns numpy arrays with the replica axis last
-    (see _program): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
+    (see _training): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
     hist_counts/hist_ranges (histogram epochs, L, 2, len(detail), ...), final (4, K), anatomy (2, A, L, K) at
     initialisation and after the last epoch.
 
