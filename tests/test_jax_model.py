@@ -13,27 +13,26 @@ from vanishing_gradients.train.jax import model as jm
                                                   (False, 32, False)],
                          ids=["own_rows", "shared_rows", "long_batch", "one_depth"])
 def test_loss_and_grads_equal_jax_grad(activation, shared, batch, mixed):
-    """Replicas of depths 1-3 in one program (weights beyond a replica's depth nonzero on purpose; the
-    scan over layers then stays rolled for ReLU and is unrolled for tanh and sigmoid), or all of depth 3
-    (unrolled), a partly masked batch: losses equal, gradients equal to rounding, and zero exactly where
-    jax.grad's are."""
+    """Replicas of depths 1-3 in one program (weights beyond a replica's depth nonzero on purpose; the scan over
+    layers then stays rolled), or all of depth 3 (unrolled), a partly masked batch: losses equal, gradients equal
+    to rounding, and zero exactly where jax.grad's are."""
     rng = np.random.default_rng(0)
     K, shapes = 7, [(2, 5), (5, 5), (5, 5), (5, 1)]
     params = [(jnp.asarray(rng.uniform(-1, 1, (a, b, K)), jnp.float32),
                jnp.asarray(rng.uniform(-0.1, 0.1, (b, K)), jnp.float32)) for a, b in shapes]
-    top = jnp.arange(1, 4)[:, None] == jnp.asarray([1, 2, 3, 3, 2, 1, 3])[None] if mixed else None  # (hidden, K)
+    exists = jnp.arange(1, 4)[:, None] <= jnp.asarray([1, 2, 3, 3, 2, 1, 3])[None] if mixed else None  # (hidden, K)
     x = jnp.asarray(rng.normal(size=(batch, 2) if shared else (batch, 2, K)), jnp.float32)
     y = jnp.asarray(rng.integers(0, 2, (batch, 1) if shared else (batch, K)), jnp.float32)
     mask = jnp.asarray(np.arange(batch) < 20, jnp.float32)
 
     def objective(p):
-        losses = jnp.sum(jm.bce_with_logits(jm.forward(p, x, activation, top), y) * mask[:, None], 0) / jnp.sum(mask)
+        losses = jnp.sum(jm.bce_with_logits(jm.forward(p, x, activation, exists), y) * mask[:, None], 0) / jnp.sum(mask)
         return jnp.sum(losses), losses
 
     (_, expected_losses), expected = jax.value_and_grad(objective, has_aux=True)(params)
-    losses, logits, grads = jm.loss_and_grads(params, x, y, mask, activation, top)
+    losses, logits, grads = jm.loss_and_grads(params, x, y, mask, activation, exists)
     np.testing.assert_array_equal(losses, expected_losses)
-    np.testing.assert_array_equal(logits, jm.forward(params, x, activation, top))
+    np.testing.assert_array_equal(logits, jm.forward(params, x, activation, exists))
     for ours, theirs in zip(jax.tree.leaves(grads), jax.tree.leaves(expected)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6 * float(jnp.max(jnp.abs(theirs))))
         np.testing.assert_array_equal(ours == 0, theirs == 0)

@@ -51,29 +51,25 @@ def _outer_sum(h, dz):
     return total
 
 
-def _active(top):
-    """(n_hidden, K): whether hidden layer i exists in replica k (it is its last or below it), from `top`."""
-    return jnp.flip(jnp.cumsum(jnp.flip(top, 0), 0), 0) > 0
-
-
-def _middle(params, top):
+def _middle(params, exists):
     """The hidden layers after the first, stacked for a scan over layers: kernels (M, width, width, K),
     biases (M, width, K), and whether each exists in each replica (M, K), or None when every replica has them."""
     middle = params[1:-1]
     kernels, biases = jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle])
-    return kernels, biases, None if top is None else _active(top)[1:]
+    return kernels, biases, None if exists is None else exists[1:]
 
 
-def forward(params, x, activation, top=None, hidden=False):
+def forward(params, x, activation, exists=None, hidden=False):
     """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
 
-    `top` (n_hidden, K): whether hidden layer i is replica k's last. Replicas of different depths share
-    one program: every replica runs all hidden layers, a layer beyond its depth passing its input on unchanged,
+    `exists` (n_hidden, K): whether hidden layer i exists in replica k (None: every replica has every layer).
+    Replicas of different depths share one program: every replica runs all hidden layers, a layer beyond its
+    depth passing its input on unchanged,
     so that the output layer reads the replica's own last hidden layer. With `hidden`, also the hidden layers'
     outputs, stacked (n_hidden, batch, width, K) (beyond a replica's depth, copies of its last), and the output
     layer's input.
 
-    The layers after the first run as a scan, unrolled when every replica has the full depth (`top` is None), where
+    The layers after the first run as a scan, unrolled when every replica has the full depth (`exists` is None), where
     XLA fuses chains of operations across layers. In mixed depths the scan stays rolled: a layer's output there
     is also its pass-through input, and unrolled, XLA fused each layer into every later one that reads it and
     recomputed it (a deep ReLU step ran many times slower; tanh at width 25, with passing on, six times). Passing
@@ -87,11 +83,11 @@ def forward(params, x, activation, top=None, hidden=False):
         outputs, last = first[None], first
     else:
         def layer(h, layer_params):
-            kernel, bias, exists = layer_params
+            kernel, bias, here = layer_params  # here (K,): the layer exists in replica k, or None
             out = act(dense(h, kernel, bias))
-            out = out if exists is None else jnp.where(exists[None, None, :], out, h)
+            out = out if here is None else jnp.where(here[None, None, :], out, h)
             return out, out
-        last, rest = jax.lax.scan(layer, first, _middle(params, top), unroll=top is None)
+        last, rest = jax.lax.scan(layer, first, _middle(params, exists), unroll=exists is None)
         outputs = jnp.concatenate([first[None], rest])
     logits = dense(last, *params[-1])[:, 0, :]
     return (logits, outputs, last) if hidden else logits
@@ -116,12 +112,12 @@ def _bce_slope(logits, y):
     return jnp.where(positive, 1.0, 0.0) - y + e / (1 + e) * jnp.where(positive, -1.0, 1.0)
 
 
-def loss_and_grads(params, x, y, mask, activation, top=None):
+def loss_and_grads(params, x, y, mask, activation, exists=None):
     """Each replica's mean loss over the rows where mask (batch,) is 1 (K,), the logits (batch, K), and
     the gradients of those losses per layer [(kernel (fan_in, fan_out, K), bias (fan_out, K))], as
     jax.grad gives them (exactly zero for layers beyond a replica's depth).
-    x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); top as forward's."""
-    logits, outputs, last = forward(params, x, activation, top, hidden=True)  # (n_hidden, batch, width, K)
+    x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); exists as forward's."""
+    logits, outputs, last = forward(params, x, activation, exists, hidden=True)  # (n_hidden, batch, width, K)
     count = jnp.sum(mask)
     losses = jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0) / count
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
@@ -132,16 +128,16 @@ def loss_and_grads(params, x, y, mask, activation, top=None):
     middle = []
     if len(params) > 2:
         def layer(dh, layer_values):  # one hidden layer after the first, from the top down
-            kernel, exists, h_in, h_out = layer_values
+            kernel, here, h_in, h_out = layer_values  # here (K,): the layer exists in replica k, or None
             dz = dh * slope(h_out)
-            if exists is None:
+            if here is None:
                 return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
-            dz = jnp.where(exists[None, None, :], dz, 0.0)  # a layer beyond the replica's depth: no gradient
-            dh = jnp.where(exists[None, None, :], _dense_transposed(dz, kernel), dh)
+            dz = jnp.where(here[None, None, :], dz, 0.0)  # a layer beyond the replica's depth: no gradient
+            dh = jnp.where(here[None, None, :], _dense_transposed(dz, kernel), dh)
             return dh, (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
-        kernels, _, exists = _middle(params, top)
+        kernels, _, middle_exists = _middle(params, exists)
         dh, (kernel_grads, bias_grads) = jax.lax.scan(
-            layer, dh, (kernels, exists, outputs[:-1], outputs[1:]), reverse=True, unroll=top is None)
+            layer, dh, (kernels, middle_exists, outputs[:-1], outputs[1:]), reverse=True, unroll=exists is None)
         middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
     dz = dh * slope(outputs[0])
     first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))

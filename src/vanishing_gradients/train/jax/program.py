@@ -98,8 +98,8 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     act = cfg.activation
     K, L, D = depth.shape[0], len(params), detail.shape[0]
     active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k
-    # (L - 1, K): hidden layer i + 1 is replica k's last; None when every replica is L - 1 deep (`mixed` false)
-    top = jnp.arange(1, L)[:, None] == depth[None, :] if mixed else None
+    # model.forward's `exists`: None when every replica is L - 1 deep (`mixed` false)
+    hidden_exists = active if mixed else None
     exists = jnp.concatenate([active, jnp.ones((1, K), bool)])  # (L, K), the output layer too
     stat_slots = _slots(stats_epochs(cfg.epochs, cfg.stats_freq), cfg.epochs)
     hist_slots = _slots(histogram_epochs(cfg.epochs, cfg.histogram_freq), cfg.epochs)
@@ -107,21 +107,23 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     stat_slots, hist_slots = jnp.asarray(stat_slots), jnp.asarray(hist_slots)
 
     if kernels:  # each replica's network on chip (gpu_kernels.py); the histograms' gradients by XLA
+        # (L - 1, K): hidden layer i + 1 is replica k's last, what the kernels read; None as `hidden_exists`
+        top = jnp.arange(1, L)[:, None] == depth[None, :] if mixed else None
         evaluate = lambda p, x, y: gpu_kernels.shared_rows(p, x, y, act, top, cfg.threshold)
-        detail_top = None if top is None else top[:, detail]
+        detail_exists = None if hidden_exists is None else hidden_exists[:, detail]
 
         def val_statistics(params):
             chosen = jax.tree.map(lambda a: a[..., detail], params)
-            grads = val_grads(chosen, val, act, detail_top) if D else None
+            grads = val_grads(chosen, val, act, detail_exists) if D else None
             return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
     else:
         # on a GPU all rows at once: the cache argument for passes of a few rows (pass_rows) is a CPU's
         rows = pass_rows(params[0][1].size) if platform == "cpu" else None
-        evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, top, cfg.threshold, rows)
+        evaluate = lambda p, x, y: loss_and_accuracy(p, x, y[:, None], act, hidden_exists, cfg.threshold, rows)
 
         def val_statistics(params):
-            grads = val_grads(params, val, act, top)
-            saturated, dead = unit_states(params, x_test, act, top, rows)
+            grads = val_grads(params, val, act, hidden_exists)
+            saturated, dead = unit_states(params, x_test, act, hidden_exists, rows)
             return (jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]), saturated, dead,
                     (grads, params, detail))
 
@@ -158,7 +160,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
         # reached the first layer through a dynamic slice that XLA fused into that layer's loop, which then
         # ran several times slower than the other layers.
         x, y = jnp.moveaxis(x_train[rows], -1, 1), y_train[rows]  # (B, n_in, K), (B, K)
-        losses, logits, grads = loss_and_grads(params, x, y, bmask, act, top)
+        losses, logits, grads = loss_and_grads(params, x, y, bmask, act, hidden_exists)
         correct = jnp.sum(((jax.nn.sigmoid(logits) > cfg.threshold) == (y > 0.5)) * bmask[:, None], axis=0)
         params, state = apply(cfg.optimizer, params, grads, state, hp, step, cfg.nesterov)
         return (params, state, step + 1), (losses * jnp.sum(bmask), correct, mean_abs(grads))
@@ -204,7 +206,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     stats = stats.at[0, LAYER["update_ratio"]].set(jnp.nan)  # no update before training
     # the anatomy at initialisation and after the last epoch, one loop over the two: traced once
     both = jax.tree.map(lambda a, b: jnp.stack([a, b]), initial, params)
-    at_both = jax.lax.map(lambda p: anatomy(p, x_train, y_train[:, None], act, top, exists), both)
+    at_both = jax.lax.map(lambda p: anatomy(p, x_train, y_train[:, None], act, hidden_exists), both)
     final = jnp.concatenate([evaluate(params, x_train, y_train), history[-2, 2:]])  # the last epoch's validation
     return {"params": params, "history": history[:-1], "layer_stats": stats, "hist_counts": hist[0],
             "hist_ranges": hist[1], "final": final, "anatomy": at_both}

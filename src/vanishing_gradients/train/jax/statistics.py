@@ -65,7 +65,7 @@ def layer_histograms(grads, params, detail):
     return counts.reshape(len(params), 2, *counts.shape[1:]), ranges.reshape(len(params), 2, *ranges.shape[1:])
 
 
-def val_grads(params, val, activation, top):
+def val_grads(params, val, activation, exists):
     """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
 
     With many replicas the batches run one after another (lax.map): each batch's activations then
@@ -74,7 +74,7 @@ def val_grads(params, val, activation, top):
     """
     def one_batch(batch):
         x, y, mask = batch  # (B, n_in) shared by every replica, (B, 1), (B,)
-        return [kernel for kernel, _ in loss_and_grads(params, x, y, mask, activation, top)[2]]
+        return [kernel for kernel, _ in loss_and_grads(params, x, y, mask, activation, exists)[2]]
 
     replicas = params[0][0].shape[-1]
     return jax.vmap(one_batch)(val) if replicas <= VMAP_REPLICAS else jax.lax.map(one_batch, val)
@@ -95,25 +95,25 @@ def _row_passes(one, x, y, rows: int | None):
     return jax.tree.map(lambda a: jnp.sum(a, axis=0), jax.lax.map(one, validation_batches(x, y, rows)))
 
 
-def loss_and_accuracy(params, x, y, activation, top, threshold, rows=None):
+def loss_and_accuracy(params, x, y, activation, exists, threshold, rows=None):
     """Loss and accuracy per replica over all rows of x (n, n_in) with labels y (n, 1), `rows` at a time
     (None: all at once; see pass_rows): (2, K)."""
     def sums(batch):
         x, y, mask = batch
-        logits = forward(params, x, activation, top)  # (rows, K), one pass's
+        logits = forward(params, x, activation, exists)  # (rows, K), one pass's
         hit = ((jax.nn.sigmoid(logits) > threshold) == (y > 0.5)).astype(jnp.float32)
         return jnp.stack([jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0),
                           jnp.sum(hit * mask[:, None], axis=0)])
     return _row_passes(sums, x, y, rows) / x.shape[0]
 
 
-def unit_states(params, x, activation, top, rows=None):
+def unit_states(params, x, activation, exists, rows=None):
     """Per hidden layer, on inputs x (n, n_in) `rows` at a time (as loss_and_accuracy): share of activations with
     |a| > 0.99 (saturated, for tanh) and share of units that output 0 for every input (dead, for ReLU): two
     (n_hidden, K) arrays."""
     def counts(batch):
         x, _, mask = batch
-        hidden = forward(params, x, activation, top, hidden=True)[1]  # (n_hidden, rows, width, K)
+        hidden = forward(params, x, activation, exists, hidden=True)[1]  # (n_hidden, rows, width, K)
         real = mask[None, :, None, None] > 0
         return (jnp.sum((jnp.abs(hidden) > SATURATED) & real, axis=(1, 2), dtype=jnp.float32),
                 jnp.sum((hidden != 0) & real, axis=1, dtype=jnp.float32))  # (n_hidden, width, K): nonzero outputs
@@ -128,11 +128,11 @@ def update_ratio(params, before) -> jnp.ndarray:
     return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
 
 
-def anatomy(params, x, y, activation, top, exists):
+def anatomy(params, x, y, activation, exists):
     """core/statistics.py's ANATOMY_STATISTICS on the training inputs x (n, n_in) with labels y (n, 1), in the
-    table's order: (statistics, L, K), NaN where a layer does not exist (`exists` (L, K)) or a statistic is
-    hidden-only (the output layer)."""
-    _, hidden, _ = forward(params, x, activation, top, hidden=True)  # (n_hidden, n, width, K)
+    table's order: (statistics, L, K), NaN where a layer does not exist (`exists` (n_hidden, K) as model.forward
+    takes it; None: every replica has every layer) or a statistic is hidden-only (the output layer)."""
+    _, hidden, _ = forward(params, x, activation, exists, hidden=True)  # (n_hidden, n, width, K)
     zero = hidden == 0
     centred = hidden - jnp.mean(hidden, axis=1, keepdims=True)
     cov = jnp.einsum("lnik,lnjk->lkij", centred, centred, precision=jax.lax.Precision.HIGHEST) / x.shape[0]
@@ -143,6 +143,9 @@ def anatomy(params, x, y, activation, top, exists):
     per_hidden = [jnp.mean(jnp.all(zero, axis=2), axis=1), jnp.mean(jnp.all(zero, axis=1), axis=1),
                   jnp.mean(jnp.abs(hidden) > SATURATED, axis=(1, 2)), jnp.clip(top_share, 0.0, 1.0),
                   jnp.sqrt(jnp.mean(hidden * hidden, axis=(1, 2)))]  # each (n_hidden, K)
-    grads = loss_and_grads(params, x, y, jnp.ones(x.shape[0]), activation, top)[2]
+    grads = loss_and_grads(params, x, y, jnp.ones(x.shape[0]), activation, exists)[2]
     values = [jnp.concatenate([v, no_output]) for v in per_hidden] + [mean_abs(grads)]
-    return jnp.where(exists[None], jnp.stack(values), jnp.nan)
+    values = jnp.stack(values)
+    if exists is None:
+        return values
+    return jnp.where(jnp.concatenate([exists, jnp.ones_like(exists[:1])])[None], values, jnp.nan)
