@@ -23,6 +23,7 @@ from ..core.extensions import ACTIVATIONS, draw, moments
 
 MC_SAMPLES = 2000  # networks per Monte Carlo: a share's standard error is at most 0.011
 MC_SEED = 0
+MC_BLOCK = 32  # networks propagated together (see init_monte_carlo)
 
 
 def dead_at_one_input(width: int, depth) -> np.ndarray:
@@ -40,19 +41,29 @@ def init_monte_carlo(activation: str, hidden_init, width: int, depth: int, x: np
     activations' root mean square)."""
     rng = np.random.default_rng(seed)
     act = ACTIVATIONS[activation].forward
-    h = np.broadcast_to(np.asarray(x, float), (samples, *np.shape(x)))  # (samples, n, fan_in)
-    out = {"dead": [], "top_share": [], "log_rms": []}
-    for _ in range(depth):
-        # stacked products by matmul, not einsum: numpy's einsum runs these without BLAS, several times slower
-        h = act(np, h @ draw(hidden_init, rng, h.shape[-1], width, samples))  # (samples, n, width)
-        centred = h - h.mean(axis=1, keepdims=True)
-        eig = np.linalg.eigvalsh(np.swapaxes(centred, 1, 2) @ centred / h.shape[1])  # (samples, width)
-        total = eig.sum(axis=-1)
-        out["dead"].append(np.all(h == 0, axis=(1, 2)))
-        out["top_share"].append(np.where(total > 0, eig[:, -1] / np.where(total > 0, total, 1), 1.0))
-        with np.errstate(divide="ignore"):
-            out["log_rms"].append(0.5 * np.log(np.mean(h * h, axis=(1, 2))))
-    return {k: np.array(v) for k, v in out.items()}
+    x_t = np.asarray(x, float).T  # (n_in, n): the inputs in columns
+    # every layer's kernels first, one draw per layer for all networks, transposed: (samples, width, fan_in) each
+    kernels = [np.swapaxes(draw(hidden_init, rng, len(x_t) if layer == 0 else width, width, samples), 1, 2)
+               for layer in range(depth)]
+    out = {"dead": np.empty((depth, samples), bool), "top_share": np.empty((depth, samples)),
+           "log_rms": np.empty((depth, samples))}
+    # then MC_BLOCK networks at a time through all their layers, units in rows and inputs in columns: a block's
+    # activations stay in cache (all networks at once are tens of megabytes per array, each operation a pass through
+    # memory), and the means over inputs run along contiguous rows
+    for start in range(0, samples, MC_BLOCK):
+        block = slice(start, min(start + MC_BLOCK, samples))
+        h = x_t  # (n_in, n), then (networks, width, n)
+        for layer, kernel in enumerate(kernels):
+            # stacked products by matmul, not einsum: numpy's einsum runs these without BLAS, several times slower
+            h = act(np, kernel[block] @ h)  # (networks, width, n)
+            centred = h - h.mean(axis=2, keepdims=True)
+            eig = np.linalg.eigvalsh(centred @ np.swapaxes(centred, 1, 2) / h.shape[2])  # (networks, width)
+            total = eig.sum(axis=-1)
+            out["dead"][layer, block] = np.all(h == 0, axis=(1, 2))
+            out["top_share"][layer, block] = np.where(total > 0, eig[:, -1] / np.where(total > 0, total, 1), 1.0)
+            with np.errstate(divide="ignore"):
+                out["log_rms"][layer, block] = 0.5 * np.log(np.mean(h * h, axis=(1, 2)))
+    return out
 
 
 def born_dead_share(mc: dict) -> np.ndarray:
