@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.datasets import make_circles
-from sklearn.preprocessing import MinMaxScaler
 
 from .fileio import atomic_path
 from .provenance import say
@@ -14,6 +12,11 @@ COLUMNS = ["x1", "x2", "y", "split"]
 
 def make_dataset(data_params: dict) -> pd.DataFrame:
     """One row per point: scaled features x1, x2, label y, split 'train' | 'test'."""
+    # imported here: every train job and the report read the dataset through this module, and scikit-learn's
+    # import (with scipy's) would be a few seconds of each job's start on two cores
+    from sklearn.datasets import make_circles
+    from sklearn.preprocessing import MinMaxScaler
+
     x, y = make_circles(n_samples=data_params["n_samples"], noise=data_params["noise"],
                         random_state=data_params["random_state"])
     n_train = data_params["n_train"]

@@ -97,7 +97,8 @@ def layer_epoch_heatmaps(per_variant: pd.DataFrame, panels: dict[str, str], stat
     values = np.concatenate([g.to_numpy().ravel() for g in grids.values()])
     values = values[np.isfinite(values) & (values > 0)]
     norm = plt.matplotlib.colors.LogNorm(values.min(), values.max())
-    fig, axes = plt.subplots(1, len(grids), figsize=(6.5 * len(grids), 4), squeeze=False)
+    # constrained layout: tight_layout cannot place a colour bar shared by several panels
+    fig, axes = plt.subplots(1, len(grids), figsize=(6.5 * len(grids), 4), squeeze=False, layout="constrained")
     for ax, (title, grid) in zip(axes[0], grids.items()):
         epochs = grid.columns.to_numpy()
         image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", norm=norm, cmap="magma",

@@ -64,10 +64,9 @@ def forward(params, x, activation, exists=None, hidden=False):
 
     `exists` (n_hidden, K): whether hidden layer i exists in replica k (None: every replica has every layer).
     Replicas of different depths share one program: every replica runs all hidden layers, a layer beyond its
-    depth passing its input on unchanged,
-    so that the output layer reads the replica's own last hidden layer. With `hidden`, also the hidden layers'
-    outputs, stacked (n_hidden, batch, width, K) (beyond a replica's depth, copies of its last), and the output
-    layer's input.
+    depth passing its input on unchanged, so that the output layer reads the replica's own last hidden layer.
+    With `hidden`, also the hidden layers' outputs, stacked (n_hidden, batch, width, K) (beyond a replica's depth,
+    copies of its last), and the output layer's input.
 
     The layers after the first run as a scan, unrolled when every replica has the full depth (`exists` is None), where
     XLA fuses chains of operations across layers. In mixed depths the scan stays rolled: a layer's output there

@@ -207,6 +207,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     # the anatomy at initialisation and after the last epoch, one loop over the two: traced once
     both = jax.tree.map(lambda a, b: jnp.stack([a, b]), initial, params)
     at_both = jax.lax.map(lambda p: anatomy(p, x_train, y_train[:, None], act, hidden_exists), both)
+    at_both = jnp.where(exists[None, None], at_both, jnp.nan)  # (2, A, L, K), NaN beyond a replica's depth
     final = jnp.concatenate([evaluate(params, x_train, y_train), history[-2, 2:]])  # the last epoch's validation
     return {"params": params, "history": history[:-1], "layer_stats": stats, "hist_counts": hist[0],
             "hist_ranges": hist[1], "final": final, "anatomy": at_both}

@@ -130,8 +130,9 @@ def update_ratio(params, before) -> jnp.ndarray:
 
 def anatomy(params, x, y, activation, exists):
     """core/statistics.py's ANATOMY_STATISTICS on the training inputs x (n, n_in) with labels y (n, 1), in the
-    table's order: (statistics, L, K), NaN where a layer does not exist (`exists` (n_hidden, K) as model.forward
-    takes it; None: every replica has every layer) or a statistic is hidden-only (the output layer)."""
+    table's order: (statistics, L, K), NaN where a statistic is hidden-only (the output layer). `exists`
+    (n_hidden, K) as model.forward takes it (None: every replica has every layer); a layer beyond a replica's depth
+    gets values here, which the caller masks as it masks every per-layer record."""
     _, hidden, _ = forward(params, x, activation, exists, hidden=True)  # (n_hidden, n, width, K)
     zero = hidden == 0
     centred = hidden - jnp.mean(hidden, axis=1, keepdims=True)
@@ -144,8 +145,4 @@ def anatomy(params, x, y, activation, exists):
                   jnp.mean(jnp.abs(hidden) > SATURATED, axis=(1, 2)), jnp.clip(top_share, 0.0, 1.0),
                   jnp.sqrt(jnp.mean(hidden * hidden, axis=(1, 2)))]  # each (n_hidden, K)
     grads = loss_and_grads(params, x, y, jnp.ones(x.shape[0]), activation, exists)[2]
-    values = [jnp.concatenate([v, no_output]) for v in per_hidden] + [mean_abs(grads)]
-    values = jnp.stack(values)
-    if exists is None:
-        return values
-    return jnp.where(jnp.concatenate([exists, jnp.ones_like(exists[:1])])[None], values, jnp.nan)
+    return jnp.stack([jnp.concatenate([v, no_output]) for v in per_hidden] + [mean_abs(grads)])
