@@ -109,16 +109,21 @@ def write_params(repo: Path, params: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="session")
-def repo(tmp_path_factory):
-    """A copy of the repository with the tiny study as a git repo, shared by the end-to-end tests of a test file
-    (one per test worker: pyproject.toml runs each file on one worker)."""
-    repo = copy_repo(tmp_path_factory.mktemp("study"))
-    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text())))
+def tiny_repo(dest: Path, sweeps: bool = True) -> Path:
+    """A copy of the repository with the tiny study (with or without its sweeps) as a git repo."""
+    repo = copy_repo(dest)
+    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text()), sweeps=sweeps))
     run(repo, "git", "init", "-q")
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study")
     return repo
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """The tiny study's repository, shared by the end-to-end tests of a test file (one per test worker:
+    pyproject.toml runs each file on one worker)."""
+    return tiny_repo(tmp_path_factory.mktemp("study"))
 
 
 def in_sync(repo: Path) -> None:

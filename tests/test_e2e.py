@@ -1,5 +1,6 @@
 """End to end on a tiny parameter set, in a temporary copy of the repository: Snakemake and DVC agree,
-runs are reproducible, bad input changes nothing, and `dvc metrics diff` sees a parameter change."""
+runs are reproducible, bad input changes nothing, `dvc metrics diff` sees a parameter change and queued experiments
+run (the published baseline: test_baseline.py)."""
 import json
 import os
 import re
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import clear_outputs, copy_repo, in_sync, planned_jobs, repro, run, snapshot, tiny, write_params
+from conftest import clear_outputs, in_sync, planned_jobs, repro, run, snapshot, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -189,38 +190,3 @@ def test_queued_experiments_run_and_are_listed(repo):
     seeds = {exp["params"]["params.yaml"]["data"]["studies"]["deep_relu"]["seeds"]: exp["metrics"][
         "results/metrics.json"]["data"]["studies"]["deep_relu"]["n_seeds"] for exp in experiments}
     assert seeds == {4: 4, 5: 5}
-
-
-def _without_nulls(tree):
-    """A JSON tree without its null entries (as DVC reads metrics: a trainable depth none reached has no depth)."""
-    if isinstance(tree, dict):
-        return {k: _without_nulls(v) for k, v in tree.items() if v is not None}
-    return tree
-
-
-def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):
-    """The repository ships dvc.lock and the default study's metrics: after a parameter change and
-    `dvc exp run`, `dvc metrics diff` and `dvc exp show` set the new numbers beside the published ones."""
-    from conftest import ROOT
-    published = json.loads((ROOT / "results/metrics.json").read_text())
-    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
-    assert set(published["studies"]) >= {"shallow_tanh", "deep_tanh", "deep_relu"}
-    assert lock["stages"]["train@depth_relu_he"]["params"]["params.yaml"]["train"]["epochs"] == 500
-    repo = copy_repo(tmp_path)
-    run(repo, "git", "init", "-q")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "published baseline")
-    # a change too small to wait for
-    write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text()), sweeps=False))
-    run(repo, "dvc", "exp", "run", "-n", "tiny", "-S", "train.epochs=4")
-    diff = json.loads(run(repo, "dvc", "metrics", "diff", "--json").stdout)["results/metrics.json"]
-    entry = diff["studies.deep_relu.accuracy_test.mean"]
-    assert entry["old"] == published["studies"]["deep_relu"]["accuracy_test"]["mean"]
-    assert entry["new"] != entry["old"]
-    shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)  # the workspace, then the baseline commit
-    baseline = next(entry for entry in shown if entry["rev"] != "workspace")
-    assert baseline["data"]["metrics"]["results/metrics.json"]["data"] == _without_nulls(published)  # DVC drops them
-    experiments = {exp["name"]: exp["data"] for entry in shown for group in (entry.get("experiments") or [])
-                   for exp in group["revs"]}
-    assert experiments["tiny"]["metrics"]["results/metrics.json"]["data"]["studies"]["deep_relu"][
-        "accuracy_test"]["mean"] == entry["new"]

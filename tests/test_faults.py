@@ -122,8 +122,8 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     """SIGKILL Snakemake alone (not its jobs) during training: its trainers stop by themselves, and the README's
     recovery commands redo only the unfinished jobs."""
     repo = copy_repo(tmp_path)
-    params = tiny(params, epochs=40, seeds=[1], sweeps=False)
-    params["train"]["engine"] = "keras"
+    # long enough that a trainer is still making or running its program when Snakemake is killed
+    params = tiny(params, epochs=1000, seeds=[1], sweeps=False)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     runs = repo / "results" / "runs"
     job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=LOCAL_ENV,

@@ -1,6 +1,6 @@
 """Under either tool: a failed or killed job leaves the previous results as they were, damaged results are
 rebuilt by a plain run, one pipeline run at a time works in a folder, and no study name reaches a shell. On the
-tiny study, in the temporary copy the end-to-end tests share."""
+tiny study without its sweeps, in a temporary copy these tests share."""
 import contextlib
 import fcntl
 import json
@@ -14,11 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LOCAL_ENV, in_sync, planned_jobs, run, snapshot, trainers, write_params
+from conftest import LOCAL_ENV, in_sync, planned_jobs, run, snapshot, tiny_repo, trainers, write_params
 from vanishing_gradients.core import manifests
 
 pytestmark = pytest.mark.e2e
 TOOLS = {"snakemake": [sys.executable, "-m", "snakemake", "--cores", "1"], "dvc": ["dvc", "repro"]}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """The tiny study without its sweeps (three studies): what these tests check needs stages and studies, not
+    depths, and each of their runs is two studies cheaper."""
+    return tiny_repo(tmp_path_factory.mktemp("recovery"), sweeps=False)
 
 
 def published(repo: Path) -> dict[str, str]:
@@ -29,7 +36,7 @@ def published(repo: Path) -> dict[str, str]:
 
 def vouched(repo: Path, leftovers: bool = False) -> None:
     """Every stage's manifest still vouches for its results, and (unless `leftovers`) no temporary is left."""
-    assert len(list((repo / ".manifests").glob("*.json"))) == 2 + 2 * 5 + 2  # params, data, 5 studies, metrics, report
+    assert len(list((repo / ".manifests").glob("*.json"))) == 2 + 2 * 3 + 2  # params, data, 3 studies, metrics, report
     with contextlib.chdir(repo):  # manifests name files relative to the pipeline's folder
         assert manifests.stale(".manifests") == {}
     assert leftovers or not list(repo.glob("*/**/.*.partial-*"))
