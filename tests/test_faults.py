@@ -16,6 +16,7 @@ import yaml
 
 from conftest import LOCAL_ENV, copy_repo, planned_jobs, tiny, trainers
 from vanishing_gradients import cli
+from vanishing_gradients.core import manifests
 
 
 def _tree_hash(root: Path) -> str:
@@ -147,7 +148,7 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     finished = {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")}
     # the stages done before the kill (data always: training reads it; params when Snakemake chose it before the
     # train jobs, which have priority) are kept
-    done = {rule for rule in ("data", "params") if (repo / ".manifests" / f"{rule}.json").exists()}
+    done = {rule for rule in ("data", "params") if manifests.path(repo / ".manifests", rule).exists()}
     counts = planned_jobs(repo)
     assert "data" in done and not done & counts.keys(), (done, counts)
     assert counts["train"] == 3 - len(finished), counts  # only the unfinished studies

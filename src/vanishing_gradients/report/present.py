@@ -67,7 +67,7 @@ def figure(fig, caption: str) -> str:
 
     buffer = io.BytesIO()
     # as the figure is laid out (tight_layout, or constrained layout): cropping to the drawn content
-    # (bbox_inches="tight") would draw every figure twice, a third of the report's matplotlib time
+    # (bbox_inches="tight") would draw every figure twice
     fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return image(buffer.getvalue(), caption)
