@@ -6,7 +6,7 @@ import sys
 import jax
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, tiny
 
 
 def test_engine_speed_prints_its_figures_as_json():
@@ -95,3 +95,40 @@ def test_program_forms_times_both_forms_and_compares_their_numbers():
     assert result["same_final_metrics"] and result["speed_up"] > 0
     assert all(result[form]["compile_s"] > 0 and result[form]["model_epochs_per_s"] > 0
                for form in ("default", "narrow"))
+
+
+def _program_costs():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import program_costs
+    finally:
+        sys.path.pop(0)
+    return program_costs
+
+
+def test_program_costs_fit_recovers_the_constants_it_was_given():
+    """Figures made from known constants with core/cost.py's form give those constants back."""
+    fit = _program_costs().fit
+    truth = {"COMPILE_S": 12.0, "COMPILE_S_PER_LAYER": 0.5, "COMPILE_S_PER_WIDTH": 0.3, "UNIT_ROW_S": 7e-9,
+             "UNIT_ROW_S_PER_WIDTH": 6e-10, "UNIT_EPOCH_S": 1e-4, "PROGRAM_EPOCH_S": 5e-3}
+    t, rows = truth, []
+    for k, d, w in [(100, 1, 5), (300, 25, 5), (100, 10, 25), (240, 12, 2), (110, 24, 8), (50, 5, 20)]:
+        rows.append({"replicas": k, "deepest": d, "width": w,
+                     "make_cpu_s": t["COMPILE_S"] + t["COMPILE_S_PER_LAYER"] * d + t["COMPILE_S_PER_WIDTH"] * w,
+                     "run_cpu_s_per_epoch": k * d * w * 1000 * (t["UNIT_ROW_S"] + t["UNIT_ROW_S_PER_WIDTH"] * w)
+                     + t["UNIT_EPOCH_S"] * d * w + t["PROGRAM_EPOCH_S"]})
+    assert fit(rows, 1000) == pytest.approx(truth, rel=1e-6)
+
+
+def test_program_costs_times_each_program_of_a_study(params, tmp_path):
+    """Tiny: the one program of a headline study, one epoch, made and run; too few programs to fit."""
+    import yaml
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny(params, sweeps=False)))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "program_costs.py"), "--params",
+                           str(tmp_path / "params.yaml"), "--studies", "deep_relu", "--epochs", "1"],
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    (row,) = result["programs"]
+    assert (row["study"], row["width"], row["depths"], row["replicas"]) == ("deep_relu", 5, [5, 5], 2)
+    assert row["make_cpu_s"] > 0 and row["run_cpu_s"] > 0 and set(row["estimate_s"]) == {"make", "run"}
+    assert result["fitted"] is None and result["epochs"] == 3

@@ -225,8 +225,9 @@ def test_programs_too_large_for_memory_are_split_by_the_parameters_alone(params)
 
 def test_programs_are_the_groupings_of_least_estimated_time(params):
     """The fast engine's programs: variants of one shape in runs of consecutive depths, the grouping whose estimated
-    seconds (making each program, training each padded replica) is least of all groupings, by brute force. Cheap
-    variants share one program; costly ones are split by depth."""
+    seconds (making each program, training each padded replica) is least of all groupings of at least MIN_REPLICAS
+    replicas a program, by brute force, longest first. Cheap variants share one program; costly ones are split by
+    depth."""
     import itertools
 
     from vanishing_gradients.core import cost
@@ -244,8 +245,14 @@ def test_programs_are_the_groupings_of_least_estimated_time(params):
             alike = [v for g in ours for v in g]
             seconds = lambda cuts: sum(cost.program_seconds(alike[i:j], epochs, 1000)
                                        for i, j in zip((0, *cuts), (*cuts, len(alike))))
+            seeds = [0, *itertools.accumulate(len(v.seeds) for v in alike)]
+            big = lambda cuts: all(seeds[j] - seeds[i] >= cost.MIN_REPLICAS
+                                   for i, j in zip((0, *cuts), (*cuts, len(alike))))
             best = min(seconds(cuts) for n in range(len(alike))
-                       for cuts in itertools.combinations(range(1, len(alike)), n))
+                       for cuts in itertools.combinations(range(1, len(alike)), n) if not cuts or big(cuts))
             assert sum(cost.program_seconds(g, epochs, 1000) for g in ours) == pytest.approx(best)
+            assert len(ours) == 1 or all(sum(len(v.seeds) for v in g) >= cost.MIN_REPLICAS for g in ours)
+        estimated = [cost.program_seconds(g, epochs, 1000) for g in groups]
+        assert estimated == sorted(estimated, reverse=True)  # longest first
     few, many = len(cost.programs(todo, 5, 1000)), len(cost.programs(todo, 50_000, 1000))
-    assert few == 4 and many > 8  # one per width at 5 epochs; long training splits the deep orthogonal ones
+    assert few == 4 and many > few  # one per width at 5 epochs; long training splits the larger groups

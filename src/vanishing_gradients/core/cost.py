@@ -15,12 +15,18 @@ from .study import Variant, shape_key, variants
 PROGRAM_BYTES = 4 << 30  # one program run's arrays at most; a larger group of replicas is split into runs that fit
 MAX_FILES = 250_000  # event files one study may write (one per variant and one per seed)
 MAX_PROGRAMS = 400  # programs one study may compile (each takes seconds to compile)
-# Rough figures of one core of the project's 2-core machine, the fast engine alone on it (benchmarks/README.md). Time
-# grows with hidden units (depth x width of the padded model), not weights: at these widths a layer's loops are short
-# and their overhead is much of it. Per epoch and unit: rows x replicas / UNIT_ROWS_PER_S, plus UNIT_EPOCH_S whatever
-# the replica count (a program of 100 replicas spends more on this than on them). Making a program: COMPILE_S, plus
-# COMPILE_S_PER_UNIT per unit of its deepest model (XLA compiles each layer's loops).
-UNIT_ROWS_PER_S, UNIT_EPOCH_S, COMPILE_S, COMPILE_S_PER_UNIT = 2.7e8, 8e-5, 2.0, 0.15
+# Rough seconds of one core of the project's 2-core machine (fitted to each program of the default study, timed alone
+# with a cold compile cache: benchmarks/README.md). Training, per epoch: each replica's hidden unit costs
+# UNIT_ROW_S + UNIT_ROW_S_PER_WIDTH x width per row (a unit's multiply-adds grow with the width of the layer below),
+# each unit UNIT_EPOCH_S whatever the replica count, and the program PROGRAM_EPOCH_S (row orders, loop overhead).
+# Making a program: COMPILE_S, plus COMPILE_S_PER_LAYER per layer of its deepest model (the statistics are traced
+# layer by layer) and COMPILE_S_PER_WIDTH per unit of its width.
+UNIT_ROW_S, UNIT_ROW_S_PER_WIDTH, UNIT_EPOCH_S, PROGRAM_EPOCH_S = 7.0e-9, 5.7e-10, 1.0e-4, 4.6e-3
+COMPILE_S, COMPILE_S_PER_LAYER, COMPILE_S_PER_WIDTH = 10.0, 0.54, 0.30
+# Programs of fewer replicas than this are not cut off a larger group: split so, `breadth`'s wide programs took more
+# CPU in the train job than whole, though the estimate (fitted to programs timed alone) says less; programs of
+# 140 to 200 replicas cut off a depth study took less, as estimated (benchmarks/README.md).
+MIN_REPLICAS = 100
 MAX_GROUP = 64  # variants one program may hold (bounds the search in programs, and a program's padding)
 FLOAT = 4
 
@@ -55,15 +61,18 @@ def program_seconds(group: list[Variant], epochs: int, rows: int) -> float:
 
 
 def _seconds(replicas, deepest: Variant, epochs: int, rows: int):
-    units = deepest.depth * deepest.width
-    return COMPILE_S + COMPILE_S_PER_UNIT * units + epochs * units * (replicas * rows / UNIT_ROWS_PER_S + UNIT_EPOCH_S)
+    units, width = deepest.depth * deepest.width, deepest.width
+    per_epoch = units * (replicas * rows * (UNIT_ROW_S + UNIT_ROW_S_PER_WIDTH * width) + UNIT_EPOCH_S) + PROGRAM_EPOCH_S
+    return COMPILE_S + COMPILE_S_PER_LAYER * deepest.depth + COMPILE_S_PER_WIDTH * width + epochs * per_epoch
 
 
 def programs(todo: list[Variant], epochs: int, rows: int) -> list[list[Variant]]:
     """The fast engine's programs for `todo`: variants of one shape_key, in runs of consecutive depths, split where
     this estimate says a program's padding costs more than making another one; of all such groupings (at most
-    MAX_GROUP variants each), the one of least estimated seconds. Cheap variants share one program (making it is
-    most of their cost); costly deep ones get programs of a few depths. Keys in order of first appearance."""
+    MAX_GROUP variants and at least MIN_REPLICAS replicas each, unless the key has fewer), the one of least estimated
+    seconds. Cheap variants share one program (making it is most of their cost); costly deep ones get programs of a
+    few depths. Longest first: the fast engine runs a few at a time (train/jax/groups.py), so the short ones fill
+    the end and no core waits alone on a long one."""
     by_key: dict[tuple, list[Variant]] = {}
     for variant in todo:
         by_key.setdefault(shape_key(variant), []).append(variant)
@@ -74,14 +83,16 @@ def programs(todo: list[Variant], epochs: int, rows: int) -> list[list[Variant]]
         best, cut = np.zeros(len(group) + 1), np.zeros(len(group) + 1, int)  # for the first j variants: least
         for j in range(1, len(group) + 1):  # seconds, and where their last program starts
             i = np.arange(max(0, j - MAX_GROUP), j)  # the last program's first variant
-            seconds = best[i] + _seconds(replicas[j] - replicas[i], group[j - 1], epochs, rows)
+            whole = (i == 0) & (j == len(group))  # the one program of a group of fewer than MIN_REPLICAS
+            seconds = np.where((replicas[j] - replicas[i] >= MIN_REPLICAS) | whole,  # else infinite, as is best[i]
+                               best[i] + _seconds(replicas[j] - replicas[i], group[j - 1], epochs, rows), np.inf)
             best[j], cut[j] = seconds.min(), i[seconds.argmin()]
         runs, j = [], len(group)
         while j:
             runs.append(group[cut[j]:j])
             j = cut[j]
         out += runs[::-1]
-    return out
+    return sorted(out, key=lambda g: -program_seconds(g, epochs, rows))
 
 
 def run_size(group: list[Variant], train: dict, events: dict, n_rows: int) -> int:
