@@ -52,7 +52,8 @@ def measure(group, params: dict, epochs: int, data) -> dict:
     mixed = any(s.depth != deepest for s in specs)
     events = params["events"]
     cfg = program.Training(first.spec.activation, first.optimizer["name"], epochs, params["train"]["batch_size"],
-                           params["train"]["threshold"], events["stats_freq"], events["histogram_freq"])
+                           params["train"]["threshold"], events["stats_freq"], events["histogram_freq"],
+                           first.optimizer.get("nesterov", False))
     args = (cfg, "cpu", mixed, False, init_params(specs, seeds, deepest), hyperparameters(optimizers),
             jnp.asarray([s.depth for s in specs], jnp.int32),
             jnp.asarray(detail, jnp.int32), shuffle_keys(seeds), data)
