@@ -102,7 +102,7 @@ def main() -> None:
             row["run_cpu_s_per_epoch"] = row.pop("run_cpu_s") / args.epochs
             row["run_cpu_s"] = round(row["run_cpu_s_per_epoch"] * epochs, 1)
             whole = cost.program_seconds(group, epochs, n_rows)
-            made = cost.COMPILE_S + cost.COMPILE_S_PER_LAYER * row["deepest"] + cost.COMPILE_S_PER_WIDTH * row["width"]
+            made = cost.making_seconds(max(group, key=lambda v: v.depth))
             row["estimate_s"] = {"make": round(made, 1), "run": round(whole - made, 1)}
             rows.append(row)
             print(f"{name:24s} width {row['width']:2d} depths {row['depths'][0]:2d}-{row['depths'][1]:2d} "

@@ -256,3 +256,19 @@ def test_programs_are_the_groupings_of_least_estimated_time(params):
         assert estimated == sorted(estimated, reverse=True)  # longest first
     few, many = len(cost.programs(todo, 5, 1000)), len(cost.programs(todo, 50_000, 1000))
     assert few == 4 and many > few  # one per width at 5 epochs; long training splits the larger groups
+
+
+def test_train_priority_leaves_out_making_what_an_earlier_study_makes(params):
+    """depth_tanh_glorot's programs have depth_tanh_uniform's shapes (only the initialiser differs, an input):
+    started after it, it reads them from the disk cache, so its priority counts no making; others count all."""
+    from vanishing_gradients.core import cost
+    from vanishing_gradients.core.study import variants
+
+    epochs, rows = params["train"]["epochs"], params["data"]["n_samples"]
+    groups = cost.programs(variants(params, "depth_tanh_glorot"), epochs, rows)
+    making = sum(cost.making_seconds(max(g, key=lambda v: v.depth)) for g in groups)
+    assert cost.priority_seconds(params, "depth_tanh_glorot") == pytest.approx(
+        cost.estimate(params, "depth_tanh_glorot").seconds - making)
+    for study in ("depth_tanh_uniform", "depth_relu_he", "depth_tanh_uniform_adam", "breadth", "deep_tanh"):
+        assert cost.priority_seconds(params, study) == pytest.approx(cost.estimate(params, study).seconds), study
+    assert cost.priority_seconds(params, "depth_tanh_glorot") < cost.priority_seconds(params, "depth_tanh_uniform")

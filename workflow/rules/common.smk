@@ -53,8 +53,8 @@ def stage_code(stage):
 
 def train_priority(wildcards):
     """A study's estimated seconds (core/cost.py): the longest train jobs start first, so that none is left running
-    alone at the end while the other cores idle."""
-    return round(cost.estimate(config, wildcards.study).seconds)
+    alone at the end while the other cores idle; making a program an earlier study makes too does not count."""
+    return round(cost.priority_seconds(config, wildcards.study))
 
 
 def study_params(wildcards):

@@ -24,8 +24,8 @@ MAX_PROGRAMS = 400  # programs one study may compile (each takes seconds to comp
 UNIT_ROW_S, UNIT_ROW_S_PER_WIDTH, UNIT_EPOCH_S, PROGRAM_EPOCH_S = 7.0e-9, 5.7e-10, 1.0e-4, 4.6e-3
 COMPILE_S, COMPILE_S_PER_LAYER, COMPILE_S_PER_WIDTH = 10.0, 0.54, 0.30
 # Programs of fewer replicas than this are not cut off a larger group: split so, `breadth`'s wide programs took more
-# CPU in the train job than whole, though the estimate (fitted to programs timed alone) says less; programs of
-# 140 to 200 replicas cut off a depth study took less, as estimated (benchmarks/README.md).
+# CPU in the train job than whole, though the estimate (fitted to programs timed alone) says less, while the depth
+# studies' larger pieces took less, as estimated (figures: benchmarks/README.md).
 MIN_REPLICAS = 100
 MAX_GROUP = 64  # variants one program may hold (bounds the search in programs, and a program's padding)
 FLOAT = 4
@@ -60,10 +60,35 @@ def program_seconds(group: list[Variant], epochs: int, rows: int) -> float:
     return _seconds(sum(len(v.seeds) for v in group), max(group, key=lambda v: v.depth), epochs, rows)
 
 
+def making_seconds(deepest: Variant) -> float:
+    """Rough seconds making (compiling) a program whose deepest variant is `deepest`."""
+    return COMPILE_S + COMPILE_S_PER_LAYER * deepest.depth + COMPILE_S_PER_WIDTH * deepest.width
+
+
 def _seconds(replicas, deepest: Variant, epochs: int, rows: int):
     units, width = deepest.depth * deepest.width, deepest.width
     per_epoch = units * (replicas * rows * (UNIT_ROW_S + UNIT_ROW_S_PER_WIDTH * width) + UNIT_EPOCH_S) + PROGRAM_EPOCH_S
-    return COMPILE_S + COMPILE_S_PER_LAYER * deepest.depth + COMPILE_S_PER_WIDTH * width + epochs * per_epoch
+    return making_seconds(deepest) + epochs * per_epoch
+
+
+def _program_key(group: list[Variant]) -> tuple:
+    """What two programs must share to be one compiled program (train/jax/program.py's shapes and static
+    arguments): the shape key, replicas, detail replicas (one set per variant), the deepest model, mixed depths."""
+    depths = [v.depth for v in group]
+    return shape_key(group[0]), sum(len(v.seeds) for v in group), len(group), max(depths), min(depths) != max(depths)
+
+
+def priority_seconds(params: dict, study: str) -> float:
+    """A study's estimated seconds, less making the programs that a study before it in params.yaml makes too: the
+    train jobs start in this order (the Snakemake rule's priority), so the later one reads them from the disk cache
+    rather than making them at the same time."""
+    epochs, rows = params["train"]["epochs"], params["data"]["n_samples"]
+    made = set()
+    for earlier in list(params["studies"])[:list(params["studies"]).index(study)]:
+        made |= {_program_key(g) for g in programs(variants(params, earlier), epochs, rows)}
+    return sum(program_seconds(g, epochs, rows) - (making_seconds(max(g, key=lambda v: v.depth))
+                                                   if _program_key(g) in made else 0.0)
+               for g in programs(variants(params, study), epochs, rows))
 
 
 def programs(todo: list[Variant], epochs: int, rows: int) -> list[list[Variant]]:
