@@ -59,33 +59,6 @@ def _middle(params, exists):
     return kernels, biases, None if exists is None else exists[1:]
 
 
-def _layers(params, x, activation, exists):
-    """The forward pass as loss_and_grads needs it: logits (batch, K), the first hidden layer's output
-    (batch, width, K), the inputs of the hidden layers after it stacked (n_hidden - 1, batch, width, K) (None when
-    there is one hidden layer), and the last hidden layer's output (batch, width, K).
-
-    The layers after the first run as a scan, unrolled when every replica has the full depth (`exists` is None), where
-    XLA fuses chains of operations across layers. In mixed depths the scan stays rolled: a layer's output there
-    is also its pass-through input, and unrolled, XLA fused each layer into every later one that reads it and
-    recomputed it (a deep ReLU step ran many times slower; tanh at width 25, with passing on, six times). Passing
-    a layer's input on, rather than carrying each replica's last output beside the layers' (a select of every
-    layer's whole output), lets the choice fuse into the layer's own loop: rolled, mixed-depth programs ran 1.2 to
-    1.6 times faster so than with the last output carried (benchmarks/README.md). The scan stacks each layer's
-    input, not its output: the backward scan reads a layer's input as its own and its output as the input of the
-    layer above, so no stack of all outputs is copied together from the first layer's and the others'.
-    """
-    act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
-    first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)
-    inputs, last = None, first
-    if len(params) > 2:
-        def layer(h, layer_params):
-            kernel, bias, here = layer_params  # here (K,): the layer exists in replica k, or None
-            out = act(dense(h, kernel, bias))
-            return (out if here is None else jnp.where(here[None, None, :], out, h)), h
-        last, inputs = jax.lax.scan(layer, first, _middle(params, exists), unroll=exists is None)
-    return dense(last, *params[-1])[:, 0, :], first, inputs, last
-
-
 def forward(params, x, activation, exists=None, hidden=False):
     """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
 
@@ -93,12 +66,30 @@ def forward(params, x, activation, exists=None, hidden=False):
     Replicas of different depths share one program: every replica runs all hidden layers, a layer beyond its
     depth passing its input on unchanged, so that the output layer reads the replica's own last hidden layer.
     With `hidden`, also the hidden layers' outputs, stacked (n_hidden, batch, width, K) (beyond a replica's depth,
-    copies of its last), and the output layer's input. See _layers for how the layers run.
+    copies of its last), and the output layer's input.
+
+    The layers after the first run as a scan, unrolled when every replica has the full depth (`exists` is None), where
+    XLA fuses chains of operations across layers. In mixed depths the scan stays rolled: a layer's output there
+    is also its pass-through input, and unrolled, XLA fused each layer into every later one that reads it and
+    recomputed it (a deep ReLU step ran many times slower; tanh at width 25, with passing on, six times). Passing
+    a layer's input on, rather than carrying each replica's last output beside the layers' (a select of every
+    layer's whole output), lets the choice fuse into the layer's own loop: rolled, mixed-depth programs ran 1.2 to
+    1.6 times faster so than with the last output carried (benchmarks/README.md).
     """
-    logits, first, inputs, last = _layers(params, x, activation, exists)
-    if not hidden:
-        return logits
-    return logits, (first[None] if inputs is None else jnp.concatenate([inputs, last[None]])), last
+    act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
+    first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)
+    if len(params) == 2:
+        outputs, last = first[None], first
+    else:
+        def layer(h, layer_params):
+            kernel, bias, here = layer_params  # here (K,): the layer exists in replica k, or None
+            out = act(dense(h, kernel, bias))
+            out = out if here is None else jnp.where(here[None, None, :], out, h)
+            return out, out
+        last, rest = jax.lax.scan(layer, first, _middle(params, exists), unroll=exists is None)
+        outputs = jnp.concatenate([first[None], rest])
+    logits = dense(last, *params[-1])[:, 0, :]
+    return (logits, outputs, last) if hidden else logits
 
 
 def bce_with_logits(logits, y):
@@ -125,7 +116,7 @@ def loss_and_grads(params, x, y, mask, activation, exists=None):
     the gradients of those losses per layer [(kernel (fan_in, fan_out, K), bias (fan_out, K))], as
     jax.grad gives them (exactly zero for layers beyond a replica's depth).
     x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); exists as forward's."""
-    logits, first, inputs, last = _layers(params, x, activation, exists)
+    logits, outputs, last = forward(params, x, activation, exists, hidden=True)  # (n_hidden, batch, width, K)
     count = jnp.sum(mask)
     losses = jnp.sum(bce_with_logits(logits, y) * mask[:, None], axis=0) / count
     dz = (_bce_slope(logits, y) * (mask / count)[:, None])[:, None, :]  # (batch, 1, K)
@@ -135,19 +126,18 @@ def loss_and_grads(params, x, y, mask, activation, exists=None):
     slope = ACTIVATIONS[activation].slope
     middle = []
     if len(params) > 2:
-        def layer(carry, layer_values):  # one hidden layer after the first, from the top down
-            dh, h_out = carry  # the gradient reaching this layer's output, and that output (the input above)
-            kernel, here, h_in = layer_values  # here (K,): the layer exists in replica k, or None
+        def layer(dh, layer_values):  # one hidden layer after the first, from the top down
+            kernel, here, h_in, h_out = layer_values  # here (K,): the layer exists in replica k, or None
             dz = dh * slope(h_out)
             if here is None:
-                return (_dense_transposed(dz, kernel), h_in), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
+                return _dense_transposed(dz, kernel), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
             dz = jnp.where(here[None, None, :], dz, 0.0)  # a layer beyond the replica's depth: no gradient
             dh = jnp.where(here[None, None, :], _dense_transposed(dz, kernel), dh)
-            return (dh, h_in), (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
+            return dh, (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
         kernels, _, middle_exists = _middle(params, exists)
-        (dh, _), (kernel_grads, bias_grads) = jax.lax.scan(
-            layer, (dh, last), (kernels, middle_exists, inputs), reverse=True, unroll=exists is None)
+        dh, (kernel_grads, bias_grads) = jax.lax.scan(
+            layer, dh, (kernels, middle_exists, outputs[:-1], outputs[1:]), reverse=True, unroll=exists is None)
         middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
-    dz = dh * slope(first)
-    first_grads = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
-    return losses, logits, [first_grads, *middle, output_grads]
+    dz = dh * slope(outputs[0])
+    first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
+    return losses, logits, [first, *middle, output_grads]
