@@ -31,6 +31,11 @@ def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
     assert set(metrics["studies"]) == {"shallow_tanh", "deep_tanh", "deep_relu"}  # the one-variant studies
     assert metrics["studies"]["deep_relu"]["n_seeds"] == 2
     assert set(metrics["trainable_depth"]) == {"relu_he-w05", "tanh_uniform-w05", "tanh_uniform-w07"}
+    locks = sorted(repo.glob("results/*/.*.lock"))  # stages' writer locks, each holding its writer's process id
+    assert locks
+    for lock in locks:  # another run's process ids: whole-folder deps (results/runs) must hash the same
+        lock.write_text("1")
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
     run(repo, "git", "add", "-A")
     run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
 
