@@ -109,13 +109,18 @@ def write_params(repo: Path, params: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def commit(repo: Path, message: str, *options: str) -> None:
+    """Everything in `repo`'s working tree committed by a test identity."""
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, *options)
+
+
 def tiny_repo(dest: Path, sweeps: bool = True) -> Path:
     """A copy of the repository with the tiny study (with or without its sweeps) as a git repo."""
     repo = copy_repo(dest)
     write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text()), sweeps=sweeps))
     run(repo, "git", "init", "-q")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny study")
+    commit(repo, "tiny study")
     return repo
 
 
@@ -131,8 +136,7 @@ def in_sync(repo: Path) -> None:
     brings its outputs up to date and DVC records them, as after a cluster run; git commits the record."""
     run(repo, sys.executable, "-m", "snakemake", "--cores", "2")
     run(repo, "dvc", "commit", "-f")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "in sync", "--allow-empty")
+    commit(repo, "in sync", "--allow-empty")
     assert set(planned_jobs(repo)) - {"all"} == set()
     assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}
 

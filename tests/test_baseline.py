@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT, copy_repo, run, tiny, write_params
+from conftest import ROOT, commit, copy_repo, run, tiny, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +26,7 @@ def test_published_baseline_is_what_a_change_is_compared_with(tmp_path):
     assert lock["stages"]["train@depth_relu_he"]["params"]["params.yaml"]["train"]["epochs"] == 500
     repo = copy_repo(tmp_path)
     run(repo, "git", "init", "-q")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "published baseline")
+    commit(repo, "published baseline")
     # a change too small to wait for
     write_params(repo, tiny(yaml.safe_load((repo / "params.yaml").read_text()), sweeps=False))
     run(repo, "dvc", "exp", "run", "-n", "tiny", "-S", "train.epochs=4")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import clear_outputs, in_sync, planned_jobs, repro, run, snapshot, write_params
+from conftest import clear_outputs, commit, in_sync, planned_jobs, repro, run, snapshot, write_params
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +36,7 @@ def test_snakemake_and_dvc_agree_and_repeat_byte_identically(repo):
     for lock in locks:  # another run's process ids: whole-folder deps (results/runs) must hash the same
         lock.write_text("1")
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status").stdout
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results")
+    commit(repo, "results")
 
 
 def test_success_and_failure_thresholds_rerun_only_the_metrics(repo):
