@@ -18,6 +18,16 @@ SUBPROCESS_ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.
 LOCAL_ENV = {**SUBPROCESS_ENV, "SLURM_CONF": str(ROOT / "tests" / "slurm" / "no_cluster.conf")}
 
 
+def pytest_collection_modifyitems(items):
+    """Longest work first, so that the workers finish together: the end-to-end files (each a few minutes of
+    pipeline runs), then the other files, those of most tests first; a file's tests keep their order."""
+    files = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    ordered = sorted(files.values(), key=lambda tests: (not tests[0].get_closest_marker("e2e"), -len(tests)))
+    items[:] = [item for tests in ordered for item in tests]
+
+
 @pytest.fixture
 def params():
     """The repository's params.yaml, as a fresh dict for each test to modify."""
@@ -84,9 +94,9 @@ def run(cwd, *cmd, check=True):
     return done
 
 
-def repro(repo: Path) -> list[str]:
-    """`dvc repro` in repo; the stages it ran."""
-    return re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro").stdout)
+def repro(repo: Path, *targets: str) -> list[str]:
+    """`dvc repro` in repo (of `targets` and what they need, or of everything); the stages it ran."""
+    return re.findall(r"Running stage '([^']+)'", run(repo, "dvc", "repro", *targets).stdout)
 
 
 def snapshot(repo: Path) -> dict[str, str]:
@@ -103,6 +113,25 @@ def clear_outputs(repo: Path) -> None:
                 p.unlink()
             elif p.is_dir() and not any(p.iterdir()):
                 p.rmdir()
+
+
+@contextlib.contextmanager
+def kept(repo: Path, *names: str):
+    """The files named (and every file under the folders named) put back afterwards as they were, bytes and time
+    stamps, and any file new there removed: both tools then find the state before, with nothing to redo."""
+    def files():
+        return {p for name in names for p in ([repo / name] if (repo / name).is_file() else (repo / name).rglob("*"))
+                if p.is_file()}
+    before = {p: (p.read_bytes(), p.stat()) for p in files()}
+    try:
+        yield
+    finally:
+        for p in files() - before.keys():
+            p.unlink()
+        for p, (content, stat) in before.items():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(content)
+            os.utime(p, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def write_params(repo: Path, params: dict) -> None:

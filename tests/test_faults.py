@@ -125,6 +125,7 @@ def test_killed_pipeline_reruns_only_what_is_missing(tmp_path, params):
     repo = copy_repo(tmp_path)
     # long enough that a trainer is still making or running its program when Snakemake is killed
     params = tiny(params, epochs=1000, seeds=[1], sweeps=False)
+    params["events"].update(stats_freq=100, histogram_freq=500)  # what this checks needs no statistics per epoch
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     runs = repo / "results" / "runs"
     job = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1"], cwd=repo, env=LOCAL_ENV,
