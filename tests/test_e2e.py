@@ -2,7 +2,6 @@
 runs are reproducible, bad input changes nothing, `dvc metrics diff` sees a parameter change and queued experiments
 run (the published baseline: test_baseline.py)."""
 import json
-import os
 import re
 import sys
 import time
@@ -77,17 +76,14 @@ def test_editing_code_reruns_only_the_stages_that_run_it(synced, module, direct,
     """A line appended to a module: `dvc status` finds changed code in the stages that run it, and `snakemake -n`
     plans those stages and everything after them, nothing before (editing a figure never retrains a model)."""
     repo = synced
-    path = repo / "src" / "vanishing_gradients" / module
-    original, stat = path.read_bytes(), path.stat()
-    try:
-        path.write_bytes(original + b"# an edit\n")
+    name = f"src/vanishing_gradients/{module}"
+    with kept(repo, name):  # the original bytes and time stamps: both tools see the committed state again
+        path = repo / name
+        path.write_bytes(path.read_bytes() + b"# an edit\n")
         planned = set(planned_jobs(repo)) - {"all"}
         assert planned == onward, planned
         status = json.loads(run(repo, "dvc", "status", "--json").stdout)
         assert {stage.split("@")[0] for stage in status} == direct, status
-    finally:  # the original bytes and time stamps: both tools see the committed state again
-        path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert set(planned_jobs(repo)) - {"all"} == set()
     assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}
 
