@@ -3,6 +3,7 @@ runs are reproducible, bad input changes nothing, `dvc metrics diff` sees a para
 run (the published baseline: test_baseline.py)."""
 import json
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import clear_outputs, commit, in_sync, kept, planned_jobs, repro, run, snapshot, write_params
+from conftest import (LOCAL_ENV, clear_outputs, commit, in_sync, kept, planned_jobs, repro, run, snapshot,
+                      write_params)
 
 pytestmark = pytest.mark.e2e
 
@@ -186,13 +188,20 @@ def test_queued_experiments_run_and_are_listed(repo):
     """README: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both."""
     for seeds in (4, 5):  # a study's own parameter: each experiment retrains that study alone
         run(repo, "dvc", "exp", "run", "--queue", "-S", f"studies.deep_relu.seeds={seeds}")
-    run(repo, "dvc", "queue", "start", "-j", "2")
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = run(repo, "dvc", "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    # The workers are daemons that inherit the starter's output: captured, `dvc queue start` would wait for them,
+    # and forever when a worker that logged "shutting down due to empty queue" stays alive after its task.
+    with open(repo.parent / "queue_start.log", "w") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=LOCAL_ENV, stdout=log, stderr=log,
+                       stdin=subprocess.DEVNULL, check=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            status = run(repo, "dvc", "queue", "status").stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(3)
+    finally:
+        run(repo, "dvc", "queue", "stop", "--kill", check=False)  # no worker outlives the test's folder
     assert "Failed" not in status, status
     shown = json.loads(run(repo, "dvc", "exp", "show", "--json").stdout)
     experiments = [exp["data"] for rev in shown for exp in (rev.get("experiments") or []) for exp in exp["revs"]]
