@@ -100,7 +100,7 @@ def main() -> None:
             row = {"study": name, **measure(group, params, args.epochs, data)}
             row["deepest"] = row["depths"][1]
             row["run_cpu_s_per_epoch"] = row.pop("run_cpu_s") / args.epochs
-            row["run_cpu_s"] = round(row["run_cpu_s_per_epoch"] * epochs, 1)
+            row["run_cpu_s"] = round(row["run_cpu_s_per_epoch"] * epochs, 3)  # a tiny program: milliseconds
             whole = cost.program_seconds(group, epochs, n_rows)
             made = cost.making_seconds(max(group, key=lambda v: v.depth))
             row["estimate_s"] = {"make": round(made, 1), "run": round(whole - made, 1)}
@@ -113,7 +113,7 @@ def main() -> None:
         print("fitted:", ", ".join(f"{k} = {v:.3g}" for k, v in fitted.items()))
     print(json.dumps({"epochs_run": args.epochs, "epochs": epochs, "programs": rows, "fitted": fitted,
                       "make_cpu_s": round(sum(r["make_cpu_s"] for r in rows), 1),
-                      "run_cpu_s": round(sum(r["run_cpu_s"] for r in rows), 1)}))
+                      "run_cpu_s": round(sum(r["run_cpu_s"] for r in rows), 3)}))
 
 
 if __name__ == "__main__":

@@ -180,7 +180,9 @@ class StatisticsRecorder(keras.callbacks.Callback):
             values = {"grad_mean_abs": np.mean(np.abs(grad))}
             if i < len(hidden):
                 a = hidden[i]
-                eig = np.linalg.eigvalsh(np.cov(a, rowvar=False, bias=True).reshape(a.shape[1], a.shape[1]))
+                cov = np.cov(a, rowvar=False, bias=True).reshape(a.shape[1], a.shape[1])
+                # a diverged model's NaN: some LAPACKs refuse it ("did not converge"); the JAX engine's gives NaN
+                eig = np.linalg.eigvalsh(cov) if np.isfinite(cov).all() else np.full(a.shape[1], np.nan)
                 values |= {"inputs_all_zero": np.mean(np.all(a == 0, axis=1)),
                            "units_dead": np.mean(np.all(a == 0, axis=0)),
                            "activations_saturated": np.mean(np.abs(a) > SATURATED),
