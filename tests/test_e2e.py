@@ -185,9 +185,9 @@ def test_metrics_diff_shows_a_parameter_change(repo):
 
 
 def test_queued_experiments_run_and_are_listed(repo):
-    """README: `dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both."""
-    for seeds in (4, 5):  # a study's own parameter: each experiment retrains that study alone
-        run(repo, "dvc", "exp", "run", "--queue", "-S", f"studies.deep_relu.seeds={seeds}")
+    """`dvc exp run --queue -S ...` twice, `dvc queue start`, then `dvc exp show` lists both experiments."""
+    for seeds in (4, 5):  # a study's own parameter: each experiment retrains that study alone, up to the metrics
+        run(repo, "dvc", "exp", "run", "--queue", "-S", f"studies.deep_relu.seeds={seeds}", "metrics")
     # The workers are daemons that inherit the starter's output: captured, `dvc queue start` would wait for them,
     # and forever when a worker that logged "shutting down due to empty queue" stays alive after its task.
     with open(repo.parent / "queue_start.log", "w") as log:
