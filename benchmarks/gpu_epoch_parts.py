@@ -26,6 +26,7 @@ def parts(depth: int, K: int) -> dict:
     from vanishing_gradients.train.jax import program as je
     from vanishing_gradients.train.jax import initializers as ji
     from vanishing_gradients.train.jax import statistics as js
+    from vanishing_gradients.train.jax.model import pack
     from vanishing_gradients.train.jax.optimizers import hyperparameters, zeros_state
     from vanishing_gradients.train.jax.shuffle import permutations, shuffle_keys
     from vanishing_gradients.core.models import ModelSpec
@@ -49,7 +50,7 @@ def parts(depth: int, K: int) -> dict:
             "validation": (lambda p: gk.shared_rows(p, xt, yt, spec.activation, None, cfg.threshold), (params,)),
             "statistics": (lambda p: gk.val_statistics(cfg, p, None, xt, yt), (params,)),
             "histograms": (lambda p: js.layer_histograms(js.val_grads(detail(p), val, spec.activation, None),
-                                                         detail(p), jnp.arange(1)), (params,))}
+                                                         detail(p), jnp.arange(1)), (pack(params),))}
 
 
 def median_ms(fn, args, repeats: int) -> float:

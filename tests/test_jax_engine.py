@@ -10,6 +10,7 @@ from tensorboard.util import tensor_util
 
 from conftest import spec_for
 from vanishing_gradients.train.jax import initializers as ji
+from vanishing_gradients.train.jax import model as jm
 from vanishing_gradients.train.jax import program as je
 from vanishing_gradients.train.jax import statistics as jst
 from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
@@ -276,8 +277,8 @@ def test_validation_gradients_match_the_reference_engine(params, data):
     model.compile(optimizer="sgd", loss=keras.losses.BinaryCrossentropy())
     reference = validation_gradients(model, *data["test"], batch_size=32)()  # batches x layers
     weights = _as_replica([w.numpy() for w in model.weights])
-    ours = jst.val_grads(weights, jst.validation_batches(*data["test"], 32), "relu", None)
-    for layer, grads in enumerate(ours):
+    first, middle, output = jst.val_grads(jm.pack(weights), jst.validation_batches(*data["test"], 32), "relu", None)
+    for layer, grads in enumerate([first, *np.moveaxis(np.asarray(middle), 1, 0), output]):  # per layer
         np.testing.assert_allclose(np.asarray(grads)[..., 0], np.stack([b[layer] for b in reference]),
                                    rtol=1e-4, atol=1e-7)
 
@@ -287,7 +288,7 @@ def test_validation_gradients_same_for_few_and_many_replicas(params, data):
     many = ji.init_params([spec] * (jst.VMAP_REPLICAS + 1), range(jst.VMAP_REPLICAS + 1))  # batches one at a time
     few = jax.tree.map(lambda a: a[..., :3], many)  # all batches at once
     val = jst.validation_batches(*data["test"], 32)
-    for a, b in zip(jst.val_grads(many, val, "tanh", None), jst.val_grads(few, val, "tanh", None)):
+    for a, b in zip(jst.val_grads(jm.pack(many), val, "tanh", None), jst.val_grads(jm.pack(few), val, "tanh", None)):
         np.testing.assert_allclose(np.asarray(a)[..., :3], np.asarray(b), rtol=1e-5, atol=1e-6)  # float32 sums
 
 
@@ -297,7 +298,7 @@ def test_forward_passes_of_a_few_rows_match_all_rows_at_once(params, data, exper
     padded, equal those over all rows at once; for ReLU with one unit made dead, and tanh with saturated units."""
     weights = ji.init_params([spec_for(params, experiment)] * 3, range(3))
     (kernel, bias), *rest = weights
-    weights = [(kernel.at[:, 0, 1].set(0.0), bias.at[0, 1].set(-1.0)), *rest]  # replica 1, unit 0: never active
+    weights = jm.pack([(kernel.at[:, 0, 1].set(0.0), bias.at[0, 1].set(-1.0)), *rest])  # replica 1, unit 0: dead
     x, y = (np.asarray(a, np.float32) for a in data["test"])  # 500 rows: the last pass of 32 holds 20
     whole = jst.loss_and_accuracy(weights, x, y, activation, None, 0.5)
     whole_states = jst.unit_states(weights, x, activation, None)

@@ -19,8 +19,9 @@ MAX_PROGRAMS = 400  # programs one study may compile (each takes seconds to comp
 # with a cold compile cache: benchmarks/README.md). Training, per epoch: each replica's hidden unit costs
 # UNIT_ROW_S + UNIT_ROW_S_PER_WIDTH x width per row (a unit's multiply-adds grow with the width of the layer below),
 # each unit UNIT_EPOCH_S whatever the replica count, and the program PROGRAM_EPOCH_S (row orders, loop overhead).
-# Making a program: COMPILE_S, plus COMPILE_S_PER_LAYER per layer of its deepest model (the statistics are traced
-# layer by layer) and COMPILE_S_PER_WIDTH per unit of its width.
+# Making a program: COMPILE_S, plus COMPILE_S_PER_LAYER per layer of its deepest model and COMPILE_S_PER_WIDTH per
+# unit of its width. Fitted while the per-layer statistics were traced layer by layer, before the middle layers
+# were stacked (model.pack); not refitted, since other programs would move replicas' last bits.
 UNIT_ROW_S, UNIT_ROW_S_PER_WIDTH, UNIT_EPOCH_S, PROGRAM_EPOCH_S = 7.0e-9, 5.7e-10, 1.0e-4, 4.6e-3
 COMPILE_S, COMPILE_S_PER_LAYER, COMPILE_S_PER_WIDTH = 10.0, 0.54, 0.30
 # Programs of fewer replicas than this are not cut off a larger group: split so, `breadth`'s wide programs took more

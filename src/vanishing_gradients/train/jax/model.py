@@ -51,16 +51,41 @@ def _outer_sum(h, dz):
     return total
 
 
-def _middle(params, exists):
-    """The hidden layers after the first, stacked for a scan over layers: kernels (M, width, width, K),
-    biases (M, width, K), and whether each exists in each replica (M, K), or None when every replica has them."""
-    middle = params[1:-1]
-    kernels, biases = jnp.stack([k for k, _ in middle]), jnp.stack([b for _, b in middle])
-    return kernels, biases, None if exists is None else exists[1:]
+def pack(layers):
+    """Per-layer pairs [(kernel (fan_in, fan_out, K), bias (fan_out, K)), ...] of n_hidden + 1 layers (or any
+    pytrees of those shapes per layer, as the optimiser's slots) -> the three groups the engine keeps:
+    [first hidden layer, the hidden layers after it stacked (kernels (M, width, width, K), biases (M, width, K),
+    M = n_hidden - 1, possibly 0), output layer]. Stacked once, the middle layers run as a scan and every per-layer
+    statistic is one operation over the stack: a program's size then hardly grows with its depth."""
+    first, middle, output = layers[0], layers[1:-1], layers[-1]
+    if middle:
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *middle)
+    else:  # the first layer's fan_out is every middle layer's fan_in and fan_out
+        stacked = jax.tree.map(lambda a: jnp.zeros((0, a.shape[-2]) + a.shape[-2:] if a.ndim == 3 else (0,) + a.shape,
+                                                   a.dtype), first)
+    return [first, stacked, output]
+
+
+def unpack(groups):
+    """pack's inverse: per-layer pytrees, the middle group's stack split into its layers."""
+    first, middle, output = groups
+    count = jax.tree.leaves(middle)[0].shape[0]
+    return [first, *[jax.tree.map(lambda a: a[i], middle) for i in range(count)], output]
+
+
+def n_layers(groups) -> int:
+    """Layers (hidden and output) of packed parameters."""
+    return groups[1][0].shape[0] + 2
+
+
+def per_layer(values) -> jnp.ndarray:
+    """(L, K): a per-layer value of each group, [(K,), (M, K), (K,)], in layer order."""
+    return jnp.concatenate([v.reshape(-1, v.shape[-1]) for v in values])
 
 
 def forward(params, x, activation, exists=None, hidden=False):
-    """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica.
+    """Logits (batch, K) for inputs x: (batch, n_inputs, K), or (batch, n_inputs) shared by every replica;
+    params packed (see pack).
 
     `exists` (n_hidden, K): whether hidden layer i exists in replica k (None: every replica has every layer).
     Replicas of different depths share one program: every replica runs all hidden layers, a layer beyond its
@@ -78,7 +103,7 @@ def forward(params, x, activation, exists=None, hidden=False):
     """
     act = lambda z: ACTIVATIONS[activation].forward(jnp, z)
     first = act(dense(_replica_axis(x), *params[0]))  # (batch, width, K)
-    if len(params) == 2:
+    if n_layers(params) == 2:
         outputs, last = first[None], first
     else:
         def layer(h, layer_params):
@@ -86,7 +111,8 @@ def forward(params, x, activation, exists=None, hidden=False):
             out = act(dense(h, kernel, bias))
             out = out if here is None else jnp.where(here[None, None, :], out, h)
             return out, out
-        last, rest = jax.lax.scan(layer, first, _middle(params, exists), unroll=exists is None)
+        middle_exists = None if exists is None else exists[1:]
+        last, rest = jax.lax.scan(layer, first, (*params[1], middle_exists), unroll=exists is None)
         outputs = jnp.concatenate([first[None], rest])
     logits = dense(last, *params[-1])[:, 0, :]
     return (logits, outputs, last) if hidden else logits
@@ -113,8 +139,8 @@ def _bce_slope(logits, y):
 
 def loss_and_grads(params, x, y, mask, activation, exists=None):
     """Each replica's mean loss over the rows where mask (batch,) is 1 (K,), the logits (batch, K), and
-    the gradients of those losses per layer [(kernel (fan_in, fan_out, K), bias (fan_out, K))], as
-    jax.grad gives them (exactly zero for layers beyond a replica's depth).
+    the gradients of those losses, packed as params are (see pack), as jax.grad gives them (exactly zero for
+    layers beyond a replica's depth).
     x: (batch, n_inputs, K) or shared (batch, n_inputs); y: (batch, K) or (batch, 1); exists as forward's."""
     logits, outputs, last = forward(params, x, activation, exists, hidden=True)  # (n_hidden, batch, width, K)
     count = jnp.sum(mask)
@@ -124,8 +150,9 @@ def loss_and_grads(params, x, y, mask, activation, exists=None):
     # the gradient reaching each replica's last hidden layer, passed down unchanged through the layers above it
     dh = _dense_transposed(dz, params[-1][0])  # (batch, width, K)
     slope = ACTIVATIONS[activation].slope
-    middle = []
-    if len(params) > 2:
+    kernels, _ = params[1]  # (M, width, width, K)
+    middle = jax.tree.map(jnp.zeros_like, params[1])
+    if n_layers(params) > 2:
         def layer(dh, layer_values):  # one hidden layer after the first, from the top down
             kernel, here, h_in, h_out = layer_values  # here (K,): the layer exists in replica k, or None
             dz = dh * slope(h_out)
@@ -134,10 +161,9 @@ def loss_and_grads(params, x, y, mask, activation, exists=None):
             dz = jnp.where(here[None, None, :], dz, 0.0)  # a layer beyond the replica's depth: no gradient
             dh = jnp.where(here[None, None, :], _dense_transposed(dz, kernel), dh)
             return dh, (_outer_sum(h_in, dz), jnp.sum(dz, axis=0))
-        kernels, _, middle_exists = _middle(params, exists)
-        dh, (kernel_grads, bias_grads) = jax.lax.scan(
-            layer, dh, (kernels, middle_exists, outputs[:-1], outputs[1:]), reverse=True, unroll=exists is None)
-        middle = [(kernel_grads[i], bias_grads[i]) for i in range(len(params) - 2)]
+        middle_exists = None if exists is None else exists[1:]
+        dh, middle = jax.lax.scan(layer, dh, (kernels, middle_exists, outputs[:-1], outputs[1:]), reverse=True,
+                                  unroll=exists is None)
     dz = dh * slope(outputs[0])
     first = (_outer_sum(_replica_axis(x), dz), jnp.sum(dz, axis=0))
-    return losses, logits, [first, *middle, output_grads]
+    return losses, logits, [first, tuple(middle), output_grads]

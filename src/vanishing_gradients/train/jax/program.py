@@ -48,13 +48,13 @@ if XLA_CACHE:
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
 
-from .model import loss_and_grads  # noqa: E402
+from .model import loss_and_grads, n_layers, pack, per_layer, unpack  # noqa: E402
 from . import gpu_kernels  # noqa: E402
 from .initializers import init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
 from .shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
-from .statistics import (BUCKETS, anatomy, batches, layer_histograms, loss_and_accuracy, mean_abs,  # noqa: E402
-                             pass_rows, unit_states, update_ratio, val_grads, validation_batches)
+from .statistics import (BUCKETS, anatomy, batches, kernel_l1, layer_histograms, loss_and_accuracy,  # noqa: E402
+                             mean_abs, pass_rows, unit_states, update_ratio, val_grads, validation_batches)
 from ...core.statistics import LAYER, LAYER_STATISTICS, MODEL_STATISTICS, histogram_epochs, stats_epochs  # noqa: E402
 from ...core.models import ModelSpec  # noqa: E402
 
@@ -90,13 +90,15 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     the hot loops run as the GPU kernels of gpu_kernels.py (interpreted off a GPU), else as XLA's fusions.
     depth (K,): hidden layers of each replica (params are padded to the deepest; `mixed`: some replica is
     shallower, see model.forward); detail (D,): replicas that get histograms; `order`: (K,) shuffle
-    keys or (epochs, n_train, K) permutations."""
+    keys or (epochs, n_train, K) permutations. params come per layer (init_params's layout) and are kept packed
+    (model.pack) inside: each per-layer step and statistic is then one operation over the middle layers' stack."""
     x_train, y_train, x_test, y_test = data  # (n, n_in), (n,), (m, n_in), (m,)
     n, B = x_train.shape[0], cfg.batch_size
     n_batches, mask = batches(n, B)
     val = validation_batches(x_test, y_test, B)
     act = cfg.activation
-    K, L, D = depth.shape[0], len(params), detail.shape[0]
+    params = pack(params)
+    K, L, D = depth.shape[0], n_layers(params), detail.shape[0]
     active = jnp.arange(1, L)[:, None] <= depth[None, :]  # (L - 1, K): hidden layer i + 1 exists in replica k
     # model.forward's `exists`: None when every replica is L - 1 deep (`mixed` false)
     hidden_exists = active if mixed else None
@@ -109,13 +111,14 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     if kernels:  # each replica's network on chip (gpu_kernels.py); the histograms' gradients by XLA
         # (L - 1, K): hidden layer i + 1 is replica k's last, what the kernels read; None as `hidden_exists`
         top = jnp.arange(1, L)[:, None] == depth[None, :] if mixed else None
-        evaluate = lambda p, x, y: gpu_kernels.shared_rows(p, x, y, act, top, cfg.threshold)
+        evaluate = lambda p, x, y: gpu_kernels.shared_rows(unpack(p), x, y, act, top, cfg.threshold)
         detail_exists = None if hidden_exists is None else hidden_exists[:, detail]
 
         def val_statistics(params):
             chosen = jax.tree.map(lambda a: a[..., detail], params)
             grads = val_grads(chosen, val, act, detail_exists) if D else None
-            return (*gpu_kernels.val_statistics(cfg, params, top, x_test, y_test), (grads, chosen, jnp.arange(D)))
+            return (*gpu_kernels.val_statistics(cfg, unpack(params), top, x_test, y_test),
+                    (grads, chosen, jnp.arange(D)))
     else:
         # on a GPU all rows at once: the cache argument for passes of a few rows (pass_rows) is a CPU's
         rows = pass_rows(params[0][1].size) if platform == "cpu" else None
@@ -124,7 +127,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
         def val_statistics(params):
             grads = val_grads(params, val, act, hidden_exists)
             saturated, dead = unit_states(params, x_test, act, hidden_exists, rows)
-            return (jnp.stack([jnp.mean(jnp.abs(g), axis=(0, 1, 2)) for g in grads]), saturated, dead,
+            return (per_layer([jnp.mean(jnp.abs(g), axis=(0, -3, -2)) for g in grads]), saturated, dead,
                     (grads, params, detail))
 
     def record(buffers, params, before, train_grad_mean, epoch):
@@ -134,7 +137,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
             grad_means, saturated, dead, for_histograms = val_statistics(params)
             no_output = jnp.full((1, K), jnp.nan)
             values = {"grad_val_mean_abs": grad_means, "grad_train_mean_abs": train_grad_mean,
-                      "kernel_l1": jnp.stack([jnp.sum(jnp.abs(w), axis=(0, 1)) for w, _ in params]),
+                      "kernel_l1": kernel_l1(params),
                       "update_ratio": update_ratio(params, before),
                       "saturated_share": jnp.concatenate([saturated, no_output]),
                       "dead_share": jnp.concatenate([dead, no_output])}  # each (L, K)
@@ -172,7 +175,8 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
         index = jnp.concatenate([perm, jnp.zeros((n_batches * B - n, K), perm.dtype)])  # padded rows: masked
         if kernels:
             x, y = gpu_kernels.batches_for_kernels(x_train, y_train, index.reshape(n_batches, B, K), B)
-            params, state, sums = gpu_kernels.train_epoch(cfg, n, params, state, hp, step, top, x, y)
+            params, state, sums = gpu_kernels.train_epoch(cfg, n, unpack(params), unpack(state), hp, step, top, x, y)
+            params, state = pack(params), pack(state)
             step, train_metrics, train_grad_mean = step + n_batches, sums[:2] / n, sums[2:] / n_batches
         else:
             (params, state, step), (loss_sums, correct, grad_means) = jax.lax.scan(
@@ -209,7 +213,7 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
     at_both = jax.lax.map(lambda p: anatomy(p, x_train, y_train[:, None], act, hidden_exists), both)
     at_both = jnp.where(exists[None, None], at_both, jnp.nan)  # (2, A, L, K), NaN beyond a replica's depth
     final = jnp.concatenate([evaluate(params, x_train, y_train), history[-2, 2:]])  # the last epoch's validation
-    return {"params": params, "history": history[:-1], "layer_stats": stats, "hist_counts": hist[0],
+    return {"params": unpack(params), "history": history[:-1], "layer_stats": stats, "hist_counts": hist[0],
             "hist_ranges": hist[1], "final": final, "anatomy": at_both}
 
 

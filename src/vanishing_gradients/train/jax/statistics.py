@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .linalg import eigvalsh
-from .model import bce_with_logits, forward, loss_and_grads
+from .model import bce_with_logits, forward, loss_and_grads, n_layers, per_layer
 from ...core.statistics import SATURATED
 
 BUCKETS = 30  # TensorBoard's default histogram bucket count
@@ -19,9 +19,9 @@ VMAP_REPLICAS = 64  # up to this many replicas, validation batches are different
 PASS_ROWS, PASS_FLOATS = 32, 2**16
 
 
-def mean_abs(tree) -> jnp.ndarray:
-    """(L, K): mean |value| of each layer's kernel entry."""
-    return jnp.stack([jnp.mean(jnp.abs(kernel), axis=(-3, -2)) for kernel, _ in tree])
+def mean_abs(groups) -> jnp.ndarray:
+    """(L, K): mean |value| of each layer's kernel entry, of packed parameters or gradients (model.pack)."""
+    return per_layer([jnp.mean(jnp.abs(kernel), axis=(-3, -2)) for kernel, _ in groups])
 
 
 def batches(n: int, batch_size: int):
@@ -54,19 +54,29 @@ def histogram(values, real=None):
 
 def layer_histograms(grads, params, detail):
     """Per layer, histograms of the pooled validation gradients and of the kernel for the replicas
-    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2). All layers' values are padded to one
-    length and bucketed at once: one histogram per layer made the program several seconds longer to compile."""
-    pooled = [jnp.take(a.reshape(-1, a.shape[-1]), detail, axis=-1) for g, (w, _) in zip(grads, params)
-              for a in (g, w)]  # per layer, gradients then kernel: (n_i, D)
-    sizes = np.array([a.shape[0] for a in pooled])
-    n = int(sizes.max())
-    values = jnp.stack([jnp.pad(a, ((0, n - a.shape[0]), (0, 0))) for a in pooled])  # (2L, n, D)
+    `detail` (D,): counts (L, 2, D, BUCKETS), ranges (L, 2, D, 2). grads: per group of packed parameters
+    (model.pack), the kernels' gradients with the validation batches first (val_grads). All layers' values are
+    padded to one length and bucketed at once: one histogram per layer made the program several seconds longer
+    to compile."""
+    def by_layer(a, stacked: bool):  # (batches?, M?, fan_in, fan_out, K) -> (layers, values, D)
+        a = jnp.take(a, detail, axis=-1)
+        a = jnp.moveaxis(a, -4, 0) if stacked else a[None]  # the middle group's layer axis first
+        return a.reshape(a.shape[0], int(np.prod(a.shape[1:-1])), a.shape[-1])  # -1 fails on an empty stack
+    pooled = [(by_layer(g, stacked), by_layer(w, stacked))
+              for g, (w, _), stacked in zip(grads, params, (False, True, False))]
+    n = max(a.shape[1] for pair in pooled for a in pair)
+    pad = lambda a: jnp.pad(a, ((0, 0), (0, n - a.shape[1]), (0, 0)))
+    values = jnp.concatenate([jnp.stack([pad(g), pad(w)], axis=1) for g, w in pooled])  # (L, 2, n, D)
+    sizes = np.concatenate([np.tile([g.shape[1], w.shape[1]], g.shape[0]) for g, w in pooled])  # (2L,)
+    values = values.reshape(-1, n, values.shape[-1])  # (2L, n, D): per layer, gradients then kernel
     counts, ranges = histogram(values, (np.arange(n)[None, :] < sizes[:, None])[..., None])
-    return counts.reshape(len(params), 2, *counts.shape[1:]), ranges.reshape(len(params), 2, *ranges.shape[1:])
+    L = n_layers(params)
+    return counts.reshape(L, 2, *counts.shape[1:]), ranges.reshape(L, 2, *ranges.shape[1:])
 
 
 def val_grads(params, val, activation, exists):
-    """Kernel gradients of each validation batch's mean loss: per layer (batches, fan_in, fan_out, K).
+    """Kernel gradients of each validation batch's mean loss, per group of packed parameters (model.pack):
+    (batches, n_inputs, width, K), (batches, M, width, width, K), (batches, width, 1, K).
 
     With many replicas the batches run one after another (lax.map): each batch's activations then
     stay in cache, which on CPU makes the pass several times faster than all at once (vmap). With
@@ -123,9 +133,14 @@ def unit_states(params, x, activation, exists, rows=None):
 
 
 def update_ratio(params, before) -> jnp.ndarray:
-    """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius): how much a layer moved."""
-    norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(0, 1)))
-    return jnp.stack([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
+    """(L, K): ||W - W_before|| / ||W_before|| per kernel (Frobenius) of packed parameters: how much a layer moved."""
+    norm = lambda a: jnp.sqrt(jnp.sum(a * a, axis=(-3, -2)))
+    return per_layer([norm(w - w0) / norm(w0) for (w, _), (w0, _) in zip(params, before)])
+
+
+def kernel_l1(params) -> jnp.ndarray:
+    """(L, K): each layer's kernel's L1 norm, of packed parameters."""
+    return per_layer([jnp.sum(jnp.abs(w), axis=(-3, -2)) for w, _ in params])
 
 
 def anatomy(params, x, y, activation, exists):
