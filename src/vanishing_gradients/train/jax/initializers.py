@@ -22,11 +22,35 @@ def _distinct(inits: list) -> tuple[list, np.ndarray]:
     return [distinct[c] for c in range(len(distinct))], np.asarray(codes)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _draw(fan_in: int, fan_out: int, keys, fold, low, high, active):
-    """One layer's kernels (fan_in, fan_out, K): replica k's from fold_in(its key, fold[k]), uniform in
-    [low[k], high[k]) as jax.random.uniform(minval, maxval) computes it; zeros where not `active`."""
-    u = jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (fan_in, fan_out)))(keys, fold)
+# Drawing is microseconds of work, but XLA's optimising compile of threefry's rounds took about a second of CPU per
+# layer shape and replica count, several per program. The uniform numbers are integer work and exact however they
+# are compiled: on the CPU they are compiled unoptimised, in about a third of the time. Their scaling, floating
+# point (XLA fuses its multiply and add), stays in an optimised program of its own.
+QUICK_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def _quick_on_cpu(fun):
+    """jax.jit(fun) with its first two arguments static, compiled with QUICK_COMPILE when its third (the
+    replicas' keys) lives on a CPU."""
+    versions = {"cpu": jax.jit(fun, static_argnums=(0, 1), compiler_options=QUICK_COMPILE),
+                "other": jax.jit(fun, static_argnums=(0, 1))}
+
+    def call(fan_in, fan_out, keys, *args):
+        on_cpu = next(iter(keys.devices())).platform == "cpu"
+        return versions["cpu" if on_cpu else "other"](fan_in, fan_out, keys, *args)
+    return call
+
+
+@_quick_on_cpu
+def _uniform(fan_in: int, fan_out: int, keys, fold):
+    """(K, fan_in, fan_out): replica k's jax.random.uniform (in [0, 1)) from fold_in(its key, fold[k])."""
+    return jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (fan_in, fan_out)))(keys, fold)
+
+
+@jax.jit
+def _scale(u, low, high, active):
+    """One layer's kernels (fan_in, fan_out, K) from _uniform's u: uniform in [low[k], high[k]) as
+    jax.random.uniform(minval, maxval) computes it; zeros where not `active`."""
     kernel = jnp.maximum(low[:, None, None], u * (high - low)[:, None, None] + low[:, None, None])
     return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1)
 
@@ -60,7 +84,7 @@ def init_params(specs: list[ModelSpec], seeds,
         uniform = np.asarray([is_uniform(init) for init in distinct])[codes]  # (K,)
         limits = np.asarray([bounds(init, fan_in, fan_out) if is_uniform(init) else (0, 0) for init in distinct],
                             np.float32)[codes]  # (K, 2)
-        kernel = _draw(fan_in, fan_out, keys, fold, limits[:, 0], limits[:, 1], active)
+        kernel = _scale(_uniform(fan_in, fan_out, keys, fold), limits[:, 0], limits[:, 1], active)
         if not uniform.all():  # some replicas' kernels are orthogonal
             orthogonal = jnp.moveaxis(_orthogonal(fan_in, fan_out, keys, fold), 0, -1)
             kernel = jnp.where(jnp.asarray(~uniform & active), orthogonal, kernel)

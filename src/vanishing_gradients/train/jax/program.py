@@ -47,6 +47,10 @@ if XLA_CACHE:
     # in bytes, overrides it; -1 leaves the cache unbounded)
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
+    # every program, however quickly it compiles (JAX's default keeps those of a second or more): the initial
+    # weights' small programs, a second or less each, are the same in every study of one width and replica count
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 from .model import loss_and_grads, n_layers, pack, per_layer, unpack  # noqa: E402
 from . import gpu_kernels  # noqa: E402

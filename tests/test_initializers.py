@@ -1,0 +1,46 @@
+"""The fast engine's initial weights: drawn in two programs (the uniform numbers compiled quickly, their scaling
+optimised), bit for bit what one optimised program draws; and those small programs kept in the disk cache."""
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vanishing_gradients.train.jax import initializers
+
+
+@jax.jit
+def _one_program(keys, fold, low, high, active):
+    """The reference: uniform numbers and their scaling in one program, compiled with XLA's defaults."""
+    u = jax.vmap(lambda key, i: jax.random.uniform(jax.random.fold_in(key, i), (5, 5)))(keys, fold)
+    kernel = jnp.maximum(low[:, None, None], u * (high - low)[:, None, None] + low[:, None, None])
+    return jnp.moveaxis(jnp.where(active[:, None, None], kernel, 0.0), 0, -1)
+
+
+@pytest.mark.parametrize("replicas", [3, 140])
+def test_uniform_kernels_are_one_optimised_programs_bit_for_bit(replicas):
+    keys = jax.vmap(jax.random.key)(jnp.arange(1, replicas + 1, dtype=jnp.uint32))
+    fold = np.arange(replicas) % 7
+    rng = np.random.default_rng(0)  # bounds of every kind: He/Glorot's symmetric ones and arbitrary ones
+    low = rng.uniform(-1.5, 0.5, replicas).astype(np.float32)
+    high = (low + rng.uniform(0.1, 2.0, replicas)).astype(np.float32)
+    active = np.arange(replicas) % 5 != 4
+    two = initializers._scale(initializers._uniform(5, 5, keys, fold), low, high, active)
+    one = _one_program(keys, fold, low, high, active)
+    assert two.shape == (5, 5, replicas)
+    assert np.asarray(two).tobytes() == np.asarray(one).tobytes()
+    assert not np.asarray(two)[..., ~active].any()
+
+
+def test_small_programs_are_kept_in_the_disk_cache(tmp_path):
+    """A train job's small programs (here the uniform numbers') are written to the disk cache, for the next job."""
+    code = ("from vanishing_gradients.train.jax import program, initializers; import jax, jax.numpy as jnp; "
+            "keys = jax.vmap(jax.random.key)(jnp.arange(3, dtype=jnp.uint32)); "
+            "initializers._uniform(2, 5, keys, jnp.zeros(3, jnp.int32)).block_until_ready()")
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(tmp_path)}
+    env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("jit__uniform")]
