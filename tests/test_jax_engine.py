@@ -177,6 +177,28 @@ def test_same_parameters_twice_are_bit_identical(params, data):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("study, depths", [("deep_tanh", [3, 1, 2, 3]), ("deep_relu", [3, 3, 3, 3])],
+                         ids=["mixed depths, narrow form", "one depth"])
+def test_lighter_optimisation_trains_bit_for_bit_alike(params, data, monkeypatch, study, depths):
+    """CPU programs are compiled with LLVM's optimisation level 1 (program.CPU_OPTIONS): what they train and measure
+    is XLA's default level 3's to the last bits (a few weights of these tiny programs one unit of the last place
+    apart; the default study's programs train bit for bit alike, benchmarks/README.md), accuracies equal."""
+    assert je.CPU_OPTIONS["xla_backend_optimization_level"] == je.NARROW_OPTIONS["xla_backend_optimization_level"] == 1
+    specs = [spec_for(params, study, d) for d in depths]
+    light = _train(specs, [1, 2, 3, 4], SGD, data, epochs=3)
+    for key, options in (("cpu", je.CPU_OPTIONS), ("cpu-narrow", je.NARROW_OPTIONS)):
+        default = {**options, "xla_backend_optimization_level": 3}
+        monkeypatch.setitem(je._COMPILED, key, jax.jit(je._training, static_argnums=(0, 1, 2, 3),
+                                                       compiler_options=default))
+    full = _train(specs, [1, 2, 3, 4], SGD, data, epochs=3)
+    for a, b in zip(jax.tree.leaves(light["params"]), jax.tree.leaves(full["params"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(light["history"][:, [1, 3]], full["history"][:, [1, 3]])  # accuracies
+    np.testing.assert_allclose(light["history"], full["history"], rtol=1e-6)
+    for key in ("layer_stats", "anatomy", "final"):
+        np.testing.assert_allclose(light[key], full[key], rtol=1e-5, atol=1e-9)
+
+
 def test_a_diverging_replica_leaves_the_others_alone(params, data):
     spec = spec_for(params, "deep_relu")
     settings = [SGD, {**SGD, "learning_rate": 1e30}, SGD]
