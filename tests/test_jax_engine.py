@@ -179,10 +179,10 @@ def test_same_parameters_twice_are_bit_identical(params, data):
 
 @pytest.mark.parametrize("study, depths", [("deep_tanh", [3, 1, 2, 3]), ("deep_relu", [3, 3, 3, 3])],
                          ids=["mixed depths, narrow form", "one depth"])
-def test_lighter_optimisation_trains_bit_for_bit_alike(params, data, monkeypatch, study, depths):
+def test_lighter_optimisation_trains_alike_to_the_last_bits(params, data, monkeypatch, study, depths):
     """CPU programs are compiled with LLVM's optimisation level 1 (program.CPU_OPTIONS): what they train and measure
     is XLA's default level 3's to the last bits (a few weights of these tiny programs one unit of the last place
-    apart; the default study's programs train bit for bit alike, benchmarks/README.md), accuracies equal."""
+    apart; seven programs of the default study trained bit for bit alike, benchmarks/README.md), accuracies equal."""
     assert je.CPU_OPTIONS["xla_backend_optimization_level"] == je.NARROW_OPTIONS["xla_backend_optimization_level"] == 1
     specs = [spec_for(params, study, d) for d in depths]
     light = _train(specs, [1, 2, 3, 4], SGD, data, epochs=3)

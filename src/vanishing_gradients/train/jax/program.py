@@ -227,8 +227,8 @@ def _training(cfg: Training, platform: str, mixed: bool, kernels: bool, params, 
 # validation was not slow.
 # And with LLVM's lighter optimisation (level 1 of XLA's 0-3): the programs compile in about two thirds of the
 # time and run as fast, XLA having written the loops vectorised itself. The multiply-adds fuse alike, so training
-# is the same to the last bits (the default study's programs bit for bit); sums, as the statistics', may differ in
-# their last bits (tests/test_jax_engine.py).
+# is the same to the last bits (seven programs of the default study compared: their weights bit for bit); sums, as
+# the statistics' and the losses', may differ in their last bits (tests/test_jax_engine.py).
 CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion", "xla_backend_optimization_level": 1}
 # On CPU, mixed-depth programs of layers at most NARROW wide are compiled without XLA's fusion emitters (its older
 # loop emitters instead): their scans over layers, rolled, ran 2 to 4 times slower with the fusion emitters. From
