@@ -1,5 +1,6 @@
 """The fast engine's initial weights: drawn in two programs (the uniform numbers compiled quickly, their scaling
-optimised), bit for bit what one optimised program draws; and those small programs kept in the disk cache."""
+optimised), bit for bit what one optimised program draws; drawn for a bucket of replicas on the platform's first
+device, each replica's its own whatever the bucket or device; and those small programs kept in the disk cache."""
 import os
 import subprocess
 import sys
@@ -9,7 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from vanishing_gradients.core.models import ModelSpec
 from vanishing_gradients.train.jax import initializers
+from vanishing_gradients.train.jax import program  # noqa: F401  (before JAX starts: a CPU device per core)
+from vanishing_gradients.train.jax.shuffle import shuffle_keys
 
 
 @jax.jit
@@ -44,3 +48,33 @@ def test_small_programs_are_kept_in_the_disk_cache(tmp_path):
     env.pop("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", None)
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("jit__uniform")]
+
+
+def _draws(specs, seeds, device):
+    """Initial weights (kernels and biases) and shuffle keys drawn with `device` in use, as numpy arrays."""
+    with jax.default_device(device):
+        weights = initializers.init_params(specs, seeds, 4)
+        keys = shuffle_keys(seeds)
+        assert {next(iter(a.devices())) for a in jax.tree.leaves(weights) + [keys]} == {device}  # where they run
+    keys = np.asarray(jax.random.key_data(keys)).T  # (2, K): the replica axis last, as the weights'
+    return [np.asarray(a) for a in jax.tree.leaves(weights)] + [keys]
+
+
+def test_each_replica_draws_its_own_in_any_bucket_and_on_any_device():
+    """A replica's initial weights and shuffle key, drawn among 130 (a bucket of 256), alone (a bucket of 64) or
+    with the second CPU device in use, are bit for bit the same; and drawing for another replica count of the same
+    bucket, on another device, compiles nothing new."""
+    glorot, uniform = "glorot_uniform", {"name": "random_uniform", "minval": -0.5, "maxval": 2.0}
+    specs = [ModelSpec(1 + k % 4, 3, "tanh", "orthogonal" if k % 3 == 0 else glorot, uniform) for k in range(130)]
+    seeds = [7 * k + 3 for k in range(130)]
+    devices = jax.devices("cpu")
+    many = _draws(specs, seeds, devices[0])
+    for k in (0, 1, 77, 129):  # orthogonal and uniform, depths 1 to 4
+        alone = _draws([specs[k]], [seeds[k]], devices[-1])
+        for a, b in zip(many, alone):
+            assert a[..., k].tobytes() == b[..., 0].tobytes()
+    made = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **_: made.append(event) if event.endswith("backend_compile_duration") else None)
+    _draws(specs[:5], seeds[:5], devices[-1])  # 5 replicas: the bucket of the single replicas above
+    assert made == []

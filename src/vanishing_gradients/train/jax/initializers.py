@@ -1,5 +1,10 @@
 """The fast engine's initial weights, by Keras's initialiser rules (core/extensions.py's INITIALIZERS: uniform
-or orthogonal), as functions of each replica's seed alone (never of its company)."""
+or orthogonal), as functions of each replica's seed alone (never of its company).
+
+Drawing is microseconds of work but a compiled program per shape, and a shape holds the replica count: the draws
+are made for a bucket of replicas (the count rounded up to a power of two, padding repeating the first replica,
+whose copies are dropped) on the first device of the platform in use, so that programs of other replica counts
+and on other CPU devices read the same compiled draws (from memory, or from the disk cache in another job)."""
 from __future__ import annotations
 
 from functools import partial
@@ -11,6 +16,34 @@ import numpy as np
 from .linalg import qr
 from ...core.extensions import bounds, is_uniform
 from ...core.models import ModelSpec
+
+
+MIN_BUCKET = 64  # replicas drawn at least (tests and small studies share one bucket)
+
+
+def bucket(k: int) -> int:
+    """Replicas drawn for k: k rounded up to a power of two, at least MIN_BUCKET."""
+    return max(MIN_BUCKET, 1 << (k - 1).bit_length())
+
+
+def padded(a, size: int) -> np.ndarray:
+    """a (k, ...) with its first row repeated to `size` rows."""
+    a = np.asarray(a)
+    return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])
+
+
+def draw_device():
+    """The first device of the platform in use (jax.default_device's, else JAX's default): the draws' compiled
+    programs are then the same for every device of that platform."""
+    device = jax.config.jax_default_device
+    device = jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
+    return jax.devices(device.platform)[0]
+
+
+@jax.jit
+def seed_keys(seeds):
+    """(K,) JAX keys of (K,) uint32 seeds."""
+    return jax.vmap(jax.random.key)(seeds)
 
 
 def _distinct(inits: list) -> tuple[list, np.ndarray]:
@@ -66,29 +99,39 @@ def _orthogonal(fan_in: int, fan_out: int, keys, fold):
     return q if fan_in >= fan_out else jnp.swapaxes(q, 1, 2)
 
 
+@jax.jit
+def _with_orthogonal(kernel, orthogonal, chosen):
+    """kernel (fan_in, fan_out, K) with replica k's from orthogonal (K, fan_in, fan_out) where chosen (K,)."""
+    return jnp.where(chosen, jnp.moveaxis(orthogonal, 0, -1), kernel)
+
+
 def init_params(specs: list[ModelSpec], seeds,
                 n_hidden: int | None = None) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
     """Per layer (kernel (fan_in, fan_out, K), bias (fan_out, K)) for replicas of one width and any depths,
     padded to `n_hidden` (default: the deepest): hidden layers 1..n_hidden, then the output layer.
     Replica k's layer i is drawn from its seed and i alone (its output layer from its own depth), so a
-    replica starts the same in any company; layers beyond its depth are zeros and never used."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+    replica starts the same in any company; layers beyond its depth are zeros and never used. Drawn for
+    bucket(K) replicas on draw_device() (see above)."""
+    K, size = len(specs), bucket(len(specs))
     depths = np.asarray([s.depth for s in specs])
     n_hidden, width = n_hidden or int(depths.max()), specs[0].width
     shapes = [(specs[0].n_inputs, width)] + [(width, width)] * (n_hidden - 1) + [(width, 1)]
     hidden_inits, output_inits = _distinct([s.hidden_init for s in specs]), _distinct([s.output_init for s in specs])
 
-    def layer(i, fold, inits, active):
+    def layer(keys, i, fold, inits, active):
         fan_in, fan_out = shapes[i]
         distinct, codes = inits
         uniform = np.asarray([is_uniform(init) for init in distinct])[codes]  # (K,)
         limits = np.asarray([bounds(init, fan_in, fan_out) if is_uniform(init) else (0, 0) for init in distinct],
                             np.float32)[codes]  # (K, 2)
+        fold, active, uniform, limits = (padded(a, size) for a in (fold, active, uniform, limits))  # (size, ...)
         kernel = _scale(_uniform(fan_in, fan_out, keys, fold), limits[:, 0], limits[:, 1], active)
         if not uniform.all():  # some replicas' kernels are orthogonal
-            orthogonal = jnp.moveaxis(_orthogonal(fan_in, fan_out, keys, fold), 0, -1)
-            kernel = jnp.where(jnp.asarray(~uniform & active), orthogonal, kernel)
-        return kernel, jnp.zeros((fan_out, len(specs)))
+            kernel = _with_orthogonal(kernel, _orthogonal(fan_in, fan_out, keys, fold), ~uniform & active)
+        return np.asarray(kernel)[..., :K], np.zeros((fan_out, K), np.float32)
 
-    params = [layer(i, np.full(len(specs), i), hidden_inits, i < depths) for i in range(n_hidden)]
-    return params + [layer(n_hidden, depths, output_inits, depths >= 0)]
+    with jax.default_device(draw_device()):
+        keys = seed_keys(padded(np.asarray(list(seeds), np.uint32), size))  # (size,)
+        params = [layer(keys, i, np.full(K, i), hidden_inits, i < depths) for i in range(n_hidden)]
+        params.append(layer(keys, n_hidden, depths, output_inits, depths >= 0))
+    return jax.tree.map(jax.device_put, params)  # on the device in use (a transfer: nothing to compile)

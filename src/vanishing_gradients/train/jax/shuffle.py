@@ -10,15 +10,27 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from .initializers import bucket, draw_device, padded
 
 SHUFFLE_BIAS = 2.0**-20  # bound on the chance that a row order is not exactly uniform (see _sort_plan)
 LARGEST_KEY = 0xFFFFFFFF  # pads a sorting network's columns: above every real key (see _sort)
 
 
+@jax.jit
+def _shuffle_keys(seeds):
+    """(K,) shuffle keys of (K,) uint32 seeds."""
+    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(jax.vmap(jax.random.key)(seeds))
+
+
 def shuffle_keys(seeds) -> jnp.ndarray:
-    """One key per replica for its per-epoch permutations, independent of the initialisation keys."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
-    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(keys)
+    """One key per replica for its per-epoch permutations, independent of the initialisation keys (drawn as the
+    initial weights are, for a bucket of replicas on the platform's first device: initializers.py)."""
+    seeds = np.asarray(list(seeds), np.uint32)
+    with jax.default_device(draw_device()):
+        keys = _shuffle_keys(padded(seeds, bucket(len(seeds))))
+    return jax.random.wrap_key_data(np.asarray(jax.random.key_data(keys))[:len(seeds)])
 
 
 def _sort_plan(n: int) -> tuple[int, int]:
