@@ -32,16 +32,20 @@ def padded(a, size: int) -> np.ndarray:
     return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])
 
 
-def draw_device():
-    """The first device of the platform in use (jax.default_device's, else JAX's default): the draws' compiled
-    programs are then the same for every device of that platform."""
+def current_device():
+    """The device in use: jax.default_device's, else JAX's default."""
     device = jax.config.jax_default_device
-    device = jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
-    return jax.devices(device.platform)[0]
+    return jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
+
+
+def draw_device():
+    """The first device of the platform in use: the draws' compiled programs are then the same for every device
+    of that platform."""
+    return jax.devices(current_device().platform)[0]
 
 
 @jax.jit
-def seed_keys(seeds):
+def _seed_keys(seeds):
     """(K,) JAX keys of (K,) uint32 seeds."""
     return jax.vmap(jax.random.key)(seeds)
 
@@ -131,7 +135,7 @@ def init_params(specs: list[ModelSpec], seeds,
         return np.asarray(kernel)[..., :K], np.zeros((fan_out, K), np.float32)
 
     with jax.default_device(draw_device()):
-        keys = seed_keys(padded(np.asarray(list(seeds), np.uint32), size))  # (size,)
+        keys = _seed_keys(padded(np.asarray(list(seeds), np.uint32), size))  # (size,)
         params = [layer(keys, i, np.full(K, i), hidden_inits, i < depths) for i in range(n_hidden)]
         params.append(layer(keys, n_hidden, depths, output_inits, depths >= 0))
     return jax.tree.map(jax.device_put, params)  # on the device in use (a transfer: nothing to compile)

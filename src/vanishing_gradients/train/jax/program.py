@@ -48,13 +48,13 @@ if XLA_CACHE:
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
         jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_MAX_BYTES)
     # every program, however quickly it compiles (JAX's default keeps those of a second or more): the initial
-    # weights' small programs, a second or less each, are the same in every study of one width and replica count
+    # weights' small programs, a second or less each, are the same in every study of one width (initializers.py)
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 from .model import loss_and_grads, n_layers, pack, per_layer, unpack  # noqa: E402
 from . import gpu_kernels  # noqa: E402
-from .initializers import init_params  # noqa: E402
+from .initializers import current_device, init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
 from .shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
 from .statistics import (BUCKETS, anatomy, batches, kernel_l1, layer_histograms, loss_and_accuracy,  # noqa: E402
@@ -260,8 +260,7 @@ GPU_KERNELS = os.environ.get("VGRAD_GPU_KERNELS", "0") == "1"
 def _devices() -> list:
     """The devices a call's program runs are spread over: on CPU every CPU device (one per core, see
     above), whose runs go side by side; else the one device in use."""
-    device = jax.config.jax_default_device
-    device = jax.devices(device)[0] if isinstance(device, str) else device or jax.devices()[0]
+    device = current_device()
     return jax.devices("cpu") if device.platform == "cpu" else [device]
 
 
