@@ -74,7 +74,10 @@ def test_each_replica_draws_its_own_in_any_bucket_and_on_any_device():
         for a, b in zip(many, alone):
             assert a[..., k].tobytes() == b[..., 0].tobytes()
     made = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, duration, **_: made.append(event) if event.endswith("backend_compile_duration") else None)
-    _draws(specs[:5], seeds[:5], devices[-1])  # 5 replicas: the bucket of the single replicas above
+    listener = lambda event, duration, **_: made.append(event) if event.endswith("backend_compile_duration") else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        _draws(specs[:5], seeds[:5], devices[-1])  # 5 replicas: the bucket of the single replicas above
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
     assert made == []
