@@ -45,7 +45,7 @@ def draw_device():
 
 
 @jax.jit
-def _seed_keys(seeds):
+def seed_keys(seeds):
     """(K,) JAX keys of (K,) uint32 seeds."""
     return jax.vmap(jax.random.key)(seeds)
 
@@ -135,7 +135,7 @@ def init_params(specs: list[ModelSpec], seeds,
         return np.asarray(kernel)[..., :K], np.zeros((fan_out, K), np.float32)
 
     with jax.default_device(draw_device()):
-        keys = _seed_keys(padded(np.asarray(list(seeds), np.uint32), size))  # (size,)
+        keys = seed_keys(padded(np.asarray(list(seeds), np.uint32), size))  # (size,)
         params = [layer(keys, i, np.full(K, i), hidden_inits, i < depths) for i in range(n_hidden)]
         params.append(layer(keys, n_hidden, depths, output_inits, depths >= 0))
     return jax.tree.map(jax.device_put, params)  # on the device in use (a transfer: nothing to compile)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .initializers import bucket, draw_device, padded
+from .initializers import bucket, draw_device, padded, seed_keys
 
 SHUFFLE_BIAS = 2.0**-20  # bound on the chance that a row order is not exactly uniform (see _sort_plan)
 LARGEST_KEY = 0xFFFFFFFF  # pads a sorting network's columns: above every real key (see _sort)
@@ -21,7 +21,7 @@ LARGEST_KEY = 0xFFFFFFFF  # pads a sorting network's columns: above every real k
 @jax.jit
 def _shuffle_keys(seeds):
     """(K,) shuffle keys of (K,) uint32 seeds."""
-    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(jax.vmap(jax.random.key)(seeds))
+    return jax.vmap(lambda key: jax.random.fold_in(key, 1_000_003))(seed_keys(seeds))
 
 
 def shuffle_keys(seeds) -> jnp.ndarray:
