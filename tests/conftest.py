@@ -18,6 +18,13 @@ SUBPROCESS_ENV = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.
 LOCAL_ENV = {**SUBPROCESS_ENV, "SLURM_CONF": str(ROOT / "tests" / "slurm" / "no_cluster.conf")}
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core and one more (pyproject.toml caps them at 4). The end-to-end tests spend part
+    of their time waiting on their pipelines' processes (start-up, locks, polling), which left a core idle; a third
+    worker on two cores fills it (benchmarks/README.md)."""
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_collection_modifyitems(items):
     """Longest work first, so that the workers finish together: the end-to-end files (each a few minutes of
     pipeline runs), then the other files, those of most tests first; a file's tests keep their order."""

@@ -42,7 +42,8 @@ def _pipeline(tmp, params: dict) -> dict:
 @pytest.fixture
 def small(params):
     params["train"].update(epochs=3, seeds=[1, 2])
-    params["events"].update(stats_freq=1, histogram_freq=1, detail_seeds=1)
+    # conftest.tiny's epochs, seeds and frequencies: programs of one shape are compiled once (the disk cache)
+    params["events"].update(stats_freq=1, histogram_freq=2, detail_seeds=1)
     params["configs"]["relu_exploding"] = {**params["configs"]["relu_he"],
                                            "optimizer": {"name": "sgd", "learning_rate": 1.0e+30}}
     # tanh bounds the activations: the loss may stay finite while the weights overflow
