@@ -17,6 +17,8 @@ from vanishing_gradients.train.keras import build_keras_model, keras_optimizer
 
 EPOCHS = 5
 SGD = {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+# the chunked runs' program, shared by the tests of chunks (one compile, then the disk cache)
+CHUNKED = je.Training("relu", "sgd", 3, 32, stats_freq=1, histogram_freq=1)
 ADAM = {"name": "adam", "learning_rate": 0.01}
 
 
@@ -123,10 +125,9 @@ def test_replicas_of_other_depths_share_a_program(params, data):
 def test_chunks_of_other_depths_are_padded_alike(params, data):
     """A chunk holding only depth-1 replicas is padded to the deepest of all chunks, as one program would be."""
     specs = [spec_for(params, "deep_relu", d) for d in (1, 1, 3, 2)]
-    # the chunks' program is the next test's (one detail replica in each run of 2, depths padded to 3)
-    cfg = je.Training("relu", "sgd", 3, 32, stats_freq=1, histogram_freq=1)
-    whole = je.train_replicas(cfg, specs, [1, 2, 3, 4], [SGD] * 4, data, detail=[0, 2])
-    chunked = je.train_replicas(cfg, specs, [1, 2, 3, 4], [SGD] * 4, data, detail=[0, 2], chunk=2)
+    # the next test's program: one detail replica in each run of 2, depths padded to 3
+    whole = je.train_replicas(CHUNKED, specs, [1, 2, 3, 4], [SGD] * 4, data, detail=[0, 2])
+    chunked = je.train_replicas(CHUNKED, specs, [1, 2, 3, 4], [SGD] * 4, data, detail=[0, 2], chunk=2)
     np.testing.assert_allclose(chunked["history"], whole["history"], atol=1e-6)
     np.testing.assert_allclose(chunked["layer_stats"], whole["layer_stats"], rtol=1e-5, atol=1e-7)
 
@@ -137,8 +138,7 @@ def test_runs_go_side_by_side_on_the_cpu_cores(params, data, monkeypatch):
     if len(jax.devices("cpu")) < 2:
         pytest.skip("one CPU device: a single core, or JAX started before the engine set its flags")
     specs = [spec_for(params, "deep_relu", d) for d in (1, 2, 3, 2, 1)]
-    cfg = je.Training("relu", "sgd", 3, 32, stats_freq=1, histogram_freq=1)
-    run = lambda: je.train_replicas(cfg, specs, [1, 2, 3, 4, 5], [SGD] * 5, data, detail=[0, 3, 4], chunk=2)
+    run = lambda: je.train_replicas(CHUNKED, specs, [1, 2, 3, 4, 5], [SGD] * 5, data, detail=[0, 3, 4], chunk=2)
     program = je.compiled("cpu", True, specs[0].width)
     program.clear_cache()
     side_by_side = run()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, tiny
 from vanishing_gradients import cli
 from vanishing_gradients.core import manifests
 from vanishing_gradients.core.statistics import LAYER, MODEL_STATISTICS
@@ -41,9 +41,9 @@ def _pipeline(tmp, params: dict) -> dict:
 
 @pytest.fixture
 def small(params):
-    params["train"].update(epochs=3, seeds=[1, 2])
-    # conftest.tiny's epochs, seeds and frequencies: programs of one shape are compiled once (the disk cache)
-    params["events"].update(stats_freq=1, histogram_freq=2, detail_seeds=1)
+    # the tiny study's epochs, seeds and frequencies (each test sets its studies): its programs of one shape are
+    # compiled once in the suite (the disk cache)
+    params = tiny(params, sweeps=False)
     params["configs"]["relu_exploding"] = {**params["configs"]["relu_he"],
                                            "optimizer": {"name": "sgd", "learning_rate": 1.0e+30}}
     # tanh bounds the activations: the loss may stay finite while the weights overflow
