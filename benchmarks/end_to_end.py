@@ -5,7 +5,9 @@ Prints how the time splits across stages (each job's own wall time, summed per s
 the sum exceeds the end-to-end time; and each job's CPU seconds, summed per stage, which add up to the machine's
 work) and, within training, across its parts (making programs, running them with their statistics, writing
 event files, the rest), the number of models and the size of results/, then one JSON object on its last line:
-end_to_end_s, cpu_s, n_models, results_mb, stages_s, stages_cpu_s, train_parts_s, keras_estimate_h.
+end_to_end_s, cpu_s, n_models, results_mb, stages_s, stages_cpu_s, train_parts_s, keras_estimate_h, and the machine
+(processor, cores, vector instructions, and the rate it multiplied large matrices at just before and just after the
+run: machines differ, and one machine's speed drifts within the hour, so a row names both).
 
     python benchmarks/end_to_end.py [--cores 4] [--keep DIR]
 """
@@ -23,6 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peer import machine, matmul_flops_per_s  # noqa: E402
 KERAS_S_PER_MODEL = 31  # benchmarks/README.md: one 500-epoch model.fit of the depth-1 model here (deeper: more)
 
 
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="vgrad-e2e-")) / "study"
+    rates = [matmul_flops_per_s() / 1e9]  # GFLOP/s, before the run (and after it, below)
     subprocess.run(["git", "clone", "-q", str(ROOT), str(work)], check=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "JAX_COMPILATION_CACHE_DIR": str(work / ".xla-cache")}  # cold: nothing compiled before
@@ -50,6 +55,8 @@ def main() -> None:
     if job.wait():
         sys.exit(f"snakemake failed; see {work}/logs")
     elapsed, cpu = time.time() - start, _children_cpu_s() - cpu_start  # every process Snakemake started
+    rates.append(matmul_flops_per_s() / 1e9)
+    host = {**machine(), "matmul_gflops_per_s": [round(r) for r in rates]}
 
     stages, stages_cpu, parts = defaultdict(float), defaultdict(float), defaultdict(float)  # seconds by stage, part
     n_models, devices = 0, set()
@@ -67,6 +74,8 @@ def main() -> None:
     results_mb = sum(p.stat().st_size for p in (work / "results").rglob("*") if p.is_file()) / 2**20
     print(f"\nend to end: {elapsed:.0f} s for {n_models} models ({', '.join(sorted(devices))}), {cpu:.0f} CPU "
           f"seconds; results/ {results_mb:.0f} MB")
+    print(f"machine: {host['cpu']}, {host['cores']} cores, {host['vector']}; a 2048 x 2048 matrix product at "
+          f"{rates[0]:.0f} GFLOP/s before the run and {rates[1]:.0f} after")
     for stage, seconds in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:10s} {seconds:7.1f} s wall, {stages_cpu[stage]:7.1f} s CPU (sums over its jobs)")
     print("  train, by part: " + ", ".join(f"{part} {seconds:.0f} s" for part, seconds in sorted(parts.items())))
@@ -78,7 +87,8 @@ def main() -> None:
                       "stages_s": {k: round(v, 1) for k, v in sorted(stages.items())},
                       "stages_cpu_s": {k: round(v, 1) for k, v in sorted(stages_cpu.items())},
                       "train_parts_s": {k: round(v, 1) for k, v in sorted(parts.items())},
-                      "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores}))
+                      "keras_estimate_h": round(estimate_h, 1), "devices": sorted(devices), "cores": args.cores,
+                      "machine": host}))
 
 
 if __name__ == "__main__":

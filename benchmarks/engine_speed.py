@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from peer import flops
+from peer import flops, machine
 
 SPEC = {"depth": 5, "width": 5, "activation": "tanh", "hidden_init": {"name": "random_uniform", "minval": 0.0,
                                                                      "maxval": 1.0},
@@ -177,7 +177,8 @@ def main() -> None:
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in own]
     parts, result = args.parts.split(","), {"p1_ratio": None, "p2_model_epochs_per_s": None,
                                             "p2w_model_epochs_per_s": None, "p5_ratio": None,
-                                            "p3_model_epochs_per_s": None, "peak_rss_mb": {}}
+                                            "p3_model_epochs_per_s": None, "peak_rss_mb": {},
+                                            "machine": machine()}
     if "p1" in parts:
         keras, jax_one = _run_part("keras", argv), _run_part("jax_one", argv)
         result.update(p1_ratio=keras["fit_s"] / jax_one["run_s"],

@@ -10,6 +10,8 @@ per-layer statistics: that is what the fast engine computes on top.
 """
 from __future__ import annotations
 
+import os
+import platform
 import time
 
 
@@ -35,6 +37,23 @@ def matmul_flops_per_s(size: int = 2048, repeats: int = 10) -> float:
         product(a).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return 2 * size ** 3 / best
+
+
+def machine() -> dict:
+    """This machine as the figures' rows name it: its processor, logical cores and widest vector instructions (the
+    2-core machines of this project's sessions have had AVX-512 or AVX2 only, and differ up to 3x in arithmetic)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:  # not Linux: the processor's name as Python knows it
+        pass
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "neither AVX-512 nor AVX2"
+    return {"cpu": name, "cores": os.cpu_count(), "vector": vector if flags else "unknown"}
 
 
 def _mlp(torch, depth: int, width: int, n_inputs: int = 2):

@@ -1,5 +1,6 @@
 """The benchmark scripts still run and end with their JSON line (their figures are not checked here)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -30,6 +31,8 @@ def test_engine_speed_prints_its_figures_as_json():
         assert result["p5_ratio"] is None and "P5  skipped: torch is not installed" in done.stdout
     assert result["p3_model_epochs_per_s"] is None and "P3  skipped: JAX sees no GPU" in done.stdout
     assert result["device"] == "cpu"
+    assert result["machine"]["cores"] == os.cpu_count() and result["machine"]["vector"] in (
+        "AVX-512", "AVX2", "neither AVX-512 nor AVX2", "unknown") and result["machine"]["cpu"]
 
 
 def test_gpu_kernel_resources_extracts_each_kernels_triton_module():
