@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 
 
 def flops(depth: int, width: int, n_train: int, n_validation: int, n_inputs: int = 2) -> int:
@@ -41,19 +42,17 @@ def matmul_flops_per_s(size: int = 2048, repeats: int = 10) -> float:
 
 def machine() -> dict:
     """This machine as the figures' rows name it: its processor, logical cores and widest vector instructions (the
-    2-core machines of this project's sessions have had AVX-512 or AVX2 only, and differ up to 3x in arithmetic)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:  # not Linux: the processor's name as Python knows it
-        pass
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "neither AVX-512 nor AVX2"
-    return {"cpu": name, "cores": os.cpu_count(), "vector": vector if flags else "unknown"}
+    2-core machines of this project's sessions have had AVX-512 or AVX2 only, and differ up to 3x in arithmetic).
+    Off Linux (no /proc/cpuinfo): the processor's name as Python knows it, and "unknown" instructions."""
+    cpuinfo = Path("/proc/cpuinfo")
+    fields = dict(line.split(":", 1) for line in (cpuinfo.read_text() if cpuinfo.exists() else "").splitlines()
+                  if ":" in line)  # the first processor's fields are overwritten by the others', all alike
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
+              "neither AVX-512 nor AVX2" if flags else "unknown")
+    return {"cpu": fields.get("model name") or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "vector": vector}
 
 
 def _mlp(torch, depth: int, width: int, n_inputs: int = 2):
