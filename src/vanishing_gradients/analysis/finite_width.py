@@ -41,10 +41,12 @@ def init_monte_carlo(activation: str, hidden_init, width: int, depth: int, x: np
     activations' root mean square)."""
     rng = np.random.default_rng(seed)
     act = ACTIVATIONS[activation].forward
-    x_t = np.asarray(x, float).T  # (n_in, n): the inputs in columns
+    # in float32, as both engines compute (Keras's default float type): numpy's tanh runs several times faster in it
+    # than in float64 on CPUs without AVX-512, and the shares of 2,000 networks come out the same
+    x_t = np.asarray(x, np.float32).T  # (n_in, n): the inputs in columns
     # every layer's kernels first, one draw per layer for all networks, transposed: (samples, width, fan_in) each
     kernels = [np.swapaxes(draw(hidden_init, rng, len(x_t) if layer == 0 else width, width, samples), 1, 2)
-               for layer in range(depth)]
+               .astype(np.float32) for layer in range(depth)]
     out = {"dead": np.empty((depth, samples), bool), "top_share": np.empty((depth, samples)),
            "log_rms": np.empty((depth, samples))}
     # then MC_BLOCK networks at a time through all their layers, units in rows and inputs in columns: a block's
