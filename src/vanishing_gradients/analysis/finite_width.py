@@ -41,8 +41,8 @@ def init_monte_carlo(activation: str, hidden_init, width: int, depth: int, x: np
     activations' root mean square)."""
     rng = np.random.default_rng(seed)
     act = ACTIVATIONS[activation].forward
-    # in float32, as both engines compute (Keras's default float type): numpy's tanh runs several times faster in it
-    # than in float64 on CPUs without AVX-512, and the shares of 2,000 networks come out the same
+    # in float32, the precision both engines compute in (Keras's default float type): numpy's tanh is several times
+    # faster in it where the CPU lacks AVX-512, and the default study's shares came out bit for bit as in float64
     x_t = np.asarray(x, np.float32).T  # (n_in, n): the inputs in columns
     # every layer's kernels first, one draw per layer for all networks, transposed: (samples, width, fan_in) each
     kernels = [np.swapaxes(draw(hidden_init, rng, len(x_t) if layer == 0 else width, width, samples), 1, 2)
