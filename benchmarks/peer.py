@@ -45,9 +45,9 @@ def machine() -> dict:
     2-core machines of this project's sessions have had AVX-512 or AVX2 only, and differ up to 3x in arithmetic).
     Off Linux (no /proc/cpuinfo): the processor's name as Python knows it, and "unknown" instructions."""
     cpuinfo = Path("/proc/cpuinfo")
-    fields = dict(line.split(":", 1) for line in (cpuinfo.read_text() if cpuinfo.exists() else "").splitlines()
-                  if ":" in line)  # the first processor's fields are overwritten by the others', all alike
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    lines = (line.split(":", 1) for line in (cpuinfo.read_text() if cpuinfo.exists() else "").splitlines()
+             if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in lines}  # each processor's fields alike: the last kept
     flags = set(fields.get("flags", "").split())
     vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else
               "neither AVX-512 nor AVX2" if flags else "unknown")
