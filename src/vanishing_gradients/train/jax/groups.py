@@ -82,7 +82,8 @@ def _train_program(i: int, group: list[Variant], train: dict, events: dict, data
     with jax.default_device(device):
         largest = max(len(data["train"][0]), len(data["test"][0]))  # rows of the larger split
         chunk = run_size(group, train, events, largest)  # train.chunk, or fewer to fit in memory
-        return program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk, first=first)
+        return program.train_replicas(cfg, specs, seeds, optimizers, data, detail=detail, chunk=chunk, first=first,
+                                      store=program.STORE)
 
 
 def train_groups(variants: list[Variant], train: dict, events: dict, data: dict, device, log,

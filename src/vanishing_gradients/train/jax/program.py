@@ -53,7 +53,7 @@ if XLA_CACHE:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 from .model import loss_and_grads, n_layers, pack, per_layer, unpack  # noqa: E402
-from . import gpu_kernels  # noqa: E402
+from . import gpu_kernels, stored  # noqa: E402
 from .initializers import current_device, init_params  # noqa: E402
 from .optimizers import apply, hyperparameters, zeros_state  # noqa: E402
 from .shuffle import all_permutations, permutations, shuffle_keys  # noqa: E402
@@ -235,19 +235,32 @@ CPU_OPTIONS = {"xla_disable_hlo_passes": "while-loop-invariant-code-motion", "xl
 # width 20 the fusion emitters ran faster. Single-depth programs keep the default. Figures: benchmarks/README.md.
 NARROW = 15
 NARROW_OPTIONS = {**CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False}
-_COMPILED = {"cpu": jax.jit(_training, static_argnums=(0, 1, 2, 3), compiler_options=CPU_OPTIONS),
-             "cpu-narrow": jax.jit(_training, static_argnums=(0, 1, 2, 3), compiler_options=NARROW_OPTIONS),
-             "gpu": jax.jit(_training, static_argnums=(0, 1, 2, 3))}
+OPTIONS = {"cpu": CPU_OPTIONS, "cpu-narrow": NARROW_OPTIONS, "gpu": None}
+_COMPILED = {kind: jax.jit(_training, static_argnums=(0, 1, 2, 3), compiler_options=options)
+             for kind, options in OPTIONS.items()}
 
 
-def _narrow(platform: str, mixed: bool, width: int) -> bool:
-    """Whether a program is compiled as NARROW says."""
-    return platform == "cpu" and mixed and width <= NARROW
+def _kind(platform: str, mixed: bool, width: int) -> str:
+    """Which of OPTIONS a program is compiled with: "cpu-narrow" as NARROW says, else its platform's."""
+    return "cpu-narrow" if platform == "cpu" and mixed and width <= NARROW else platform
 
 
 def compiled(platform: str, mixed: bool, width: int):
     """The compiled _training for `platform` ("cpu" | "gpu"), mixed depths or not, layers `width` wide."""
-    return _COMPILED["cpu-narrow" if _narrow(platform, mixed, width) else platform]
+    return _COMPILED[_kind(platform, mixed, width)]
+
+
+# Where the train stage keeps its CPU programs' modules, beside JAX's cache (stored.py): a job making a program this
+# code made before reads it instead of tracing and lowering it again. None with the disk cache off.
+STORE = f"{os.path.normpath(XLA_CACHE)}-modules" if XLA_CACHE else ""
+
+
+def _run(kind: str, static: tuple, args: tuple, store: str):
+    """One run of the program of `kind` (OPTIONS) on `static` arguments (cfg, platform, mixed, kernels) and `args`
+    (on one device); on CPU with a `store` folder, its module kept there."""
+    if store and static[1] == "cpu":
+        return stored.program(_COMPILED[kind], static, args, OPTIONS[kind], store)(*args)
+    return _COMPILED[kind](*static, *args)
 
 
 # On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their tests,
@@ -284,7 +297,7 @@ def _real_replicas(out: dict, real: int) -> dict:
 
 
 def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: list[dict], data: dict,
-                   detail=(), params=None, perms=None, chunk: int = 4096, first: int = 0):
+                   detail=(), params=None, perms=None, chunk: int = 4096, first: int = 0, store: str = ""):
     """Train one replica per (spec, seed, optimizer settings): all of one width and activation, any depths;
     optimizers all of one name (settings may differ). Returns numpy arrays with the replica axis last
     (see _training): history (epochs, 4, K), layer_stats (stats epochs, 6, L, K) over the padded layers,
@@ -294,7 +307,9 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     `detail`: replica indices that get histograms. `params`: initial weights (init_params's layout)
     instead of drawing them from the seeds. `perms`: (epochs, K, n_train) row orders instead of drawing
     them. Replicas are trained at most `chunk` per program run, so that any number fits in memory; on
-    CPU the runs are spread over the cores and run side by side, the first on CPU device `first`.
+    CPU the runs are spread over the cores and run side by side, the first on CPU device `first`. `store`: a
+    folder where CPU programs' modules are kept (STORE; stored.py), for processes that trace only what the
+    package's source says (the train stage; not code that patches the package at run time, as tests do).
     """
     seeds, detail = list(seeds), list(detail)
     arrays = tuple(jnp.asarray(a, jnp.float32) for a in
@@ -306,7 +321,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     parts = _parts(len(seeds), chunk)
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
     kernels = platform == "gpu" and GPU_KERNELS
-    program = compiled(platform, mixed, specs[0].width)
+    kind = _kind(platform, mixed, specs[0].width)
 
     def start(index, real, device):
         """Dispatch one run (asynchronously: runs on other devices start before this one ends)."""
@@ -317,8 +332,8 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
             order = shuffle_keys(pick(seeds)) if perms is None else jnp.asarray(np.swapaxes(perms[:, index], 1, 2))
             depth = jnp.asarray([s.depth for s in pick(specs)], jnp.int32)
             local = jnp.asarray([k for k in range(real) if index[k] in detail], jnp.int32)
-            return program(cfg, platform, mixed, kernels, p, hyperparameters(pick(optimizers)), depth, local, order,
-                           arrays)
+            return _run(kind, (cfg, platform, mixed, kernels),
+                        (p, hyperparameters(pick(optimizers)), depth, local, order, arrays), store)
 
     done = []
     for wave in range(0, len(parts), len(devices)):
