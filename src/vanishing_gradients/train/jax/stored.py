@@ -10,6 +10,7 @@ cache) to the same code as one traced anew: the numbers are the same bit for bit
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -49,7 +50,8 @@ def _read(path: Path) -> export.Exported | None:
         exported = export.deserialize(bytearray(path.read_bytes()))
     except Exception:  # absent, or left damaged by a killed writer: made again
         return None
-    os.utime(path)  # recently used
+    with contextlib.suppress(FileNotFoundError):  # another job may have just dropped it from the store
+        os.utime(path)  # recently used
     return exported
 
 
@@ -59,12 +61,21 @@ def _write(path: Path, exported: export.Exported) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as tmp:
         tmp.write(exported.serialize())
     os.replace(tmp.name, path)
-    files = sorted(path.parent.glob("*.jax"), key=lambda p: p.stat().st_mtime, reverse=True)
     total = 0
-    for old in files:
-        total += old.stat().st_size
+    for _, size, old in sorted(_stats(path.parent), reverse=True):  # the most recently used first
+        total += size
         if total > MAX_BYTES:
             old.unlink(missing_ok=True)
+
+
+def _stats(folder: Path) -> list[tuple[float, int, Path]]:
+    """(last use, size, path) of each stored module; one another job deleted meanwhile is left out."""
+    found = []
+    for path in folder.glob("*.jax"):
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            found.append((stat.st_mtime, stat.st_size, path))
+    return found
 
 
 def program(jitted: jax.stages.Wrapped, static: tuple, args: tuple, options: dict | None,
