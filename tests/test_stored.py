@@ -29,8 +29,7 @@ def _never_export(*_, **__):
 
 
 @pytest.mark.parametrize("depths", [[3, 1, 2], [2, 2]], ids=["mixed depths, narrow form", "one depth"])
-def test_a_stored_module_trains_bit_for_bit_as_one_traced_anew(params, data, tmp_path, monkeypatch, depths):
-    monkeypatch.setattr(stored, "_loaded", {})
+def test_a_stored_module_trains_bit_for_bit_as_one_traced_anew(params, data, tmp_path, fresh, monkeypatch, depths):
     traced = _train(params, data, depths, store="")
     exported = _train(params, data, depths, store=str(tmp_path))
     assert len(list(tmp_path.glob("*.jax"))) == 1

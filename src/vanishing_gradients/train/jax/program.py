@@ -257,8 +257,8 @@ STORE = f"{os.path.normpath(XLA_CACHE)}-modules" if XLA_CACHE else ""
 
 def _run(kind: str, static: tuple, args: tuple, store: str):
     """One run of the program of `kind` (OPTIONS) on `static` arguments (cfg, platform, mixed, kernels) and `args`
-    (on one device); on CPU with a `store` folder, its module kept there."""
-    if store and static[1] == "cpu":
+    (on one device); with a `store` folder (CPU programs only), its module kept there."""
+    if store:
         return stored.program(_COMPILED[kind], static, args, OPTIONS[kind], store)(*args)
     return _COMPILED[kind](*static, *args)
 
@@ -322,6 +322,7 @@ def train_replicas(cfg: Training, specs: list[ModelSpec], seeds, optimizers: lis
     platform = "cpu" if devices[0].platform == "cpu" else "gpu"
     kernels = platform == "gpu" and GPU_KERNELS
     kind = _kind(platform, mixed, specs[0].width)
+    store = store if platform == "cpu" else ""  # modules are exported for the CPU
 
     def start(index, real, device):
         """Dispatch one run (asynchronously: runs on other devices start before this one ends)."""
