@@ -263,8 +263,8 @@ def _run(kind: str, static: tuple, args: tuple, store: str):
     return _COMPILED[kind](*static, *args)
 
 
-# On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their tests,
-# so far passed only interpreted on the CPU, pass on a GPU, and their speed at depth 20 is known (README, P3).
+# On a GPU, gpu_kernels.py's kernels instead of XLA's fusions: opt-in (VGRAD_GPU_KERNELS=1) until their speed at
+# depth 20 is known and their tests pass on a GPU under the pinned JAX (so far only under a newer one; README, P3).
 GPU_KERNELS = os.environ.get("VGRAD_GPU_KERNELS", "0") == "1"
 
 
