@@ -1,5 +1,8 @@
 """The train stage's store of exported modules (train/jax/stored.py): a module read back trains bit for bit as one
 traced anew, a damaged one is made again, the key follows what makes a module, and the store stays bounded."""
+import os
+import time
+
 import jax
 import numpy as np
 import pytest
@@ -72,9 +75,15 @@ def test_the_key_follows_what_makes_a_module(monkeypatch):
 
 
 def test_the_store_keeps_the_modules_used_last_within_its_bound(params, data, tmp_path, fresh, monkeypatch):
+    """Beyond MAX_BYTES the modules used least recently go; so do temporary files older than STALE_S (a killed
+    writer's), not one being written now."""
     _train(params, data, [2, 2], store=str(tmp_path))
     (older,) = tmp_path.glob("*.jax")
     monkeypatch.setattr(stored, "MAX_BYTES", older.stat().st_size + 1)  # room for one module
+    killed, writing = tmp_path / ".partial-killed", tmp_path / ".partial-writing"
+    killed.write_bytes(b"half a module"), writing.write_bytes(b"half a module")
+    os.utime(killed, (time.time() - stored.STALE_S - 60,) * 2)
     _train(params, data, [1, 1, 1], store=str(tmp_path))
     (newer,) = tmp_path.glob("*.jax")
     assert newer != older
+    assert not killed.exists() and writing.exists()

@@ -1,17 +1,23 @@
 """Stage `data`: the two-circles dataset (docs/study.md): make_circles, MinMaxScaler(-1, 1), first rows train."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from .fileio import atomic_path
 from .provenance import say
 
+if TYPE_CHECKING:  # imported where used: the train stage reads the dataset without pandas (read_splits)
+    import pandas as pd
+
 COLUMNS = ["x1", "x2", "y", "split"]
+SPLITS = ("train", "test")
 
 
 def make_dataset(data_params: dict) -> pd.DataFrame:
     """One row per point: scaled features x1, x2, label y, split 'train' | 'test'."""
+    import pandas as pd
     # imported here: every train job and the report read the dataset through this module, and scikit-learn's
     # import (with scipy's) would be a few seconds of each job's start on two cores
     from sklearn.datasets import make_circles
@@ -26,11 +32,28 @@ def make_dataset(data_params: dict) -> pd.DataFrame:
     return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": y.astype(np.int64), "split": split})
 
 
+def _check_columns(path, columns) -> None:
+    if list(columns) != COLUMNS:
+        raise ValueError(f"{path}: expected columns {COLUMNS}, found {list(columns)}")
+
+
 def read_dataset(path) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.read_csv(path)
-    if list(frame.columns) != COLUMNS:
-        raise ValueError(f"{path}: expected columns {COLUMNS}, found {list(frame.columns)}")
+    _check_columns(path, frame.columns)
     return frame
+
+
+def read_splits(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each split's arrays as `arrays` gives them, read with numpy alone: every train job reads the dataset, and
+    pandas' import would be a sizeable part of its start. Python's float parsing, so the same numbers as pandas'
+    (tests/test_dataset.py)."""
+    table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")  # (n,) records
+    _check_columns(path, table.dtype.names)
+    features = np.stack([table["x1"], table["x2"]], axis=1)  # (n, 2) float64
+    return {split: (features[table["split"] == split].astype(np.float32),
+                    table["y"][table["split"] == split, None].astype(np.float32)) for split in SPLITS}
 
 
 def arrays(frame: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -16,9 +16,9 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 # With TensorFlow installed, the tensorboard package imports it (slow, and large in memory) to open files;
 # `tensorboard.compat.notf` is its own switch to use its built-in file layer instead, as without TF.
 sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
@@ -31,6 +31,9 @@ from tensorboard.plugins.hparams.summary_v2 import hparams_pb  # noqa: E402
 from tensorboard.plugins.histogram import metadata as histogram_metadata  # noqa: E402
 from tensorboard.plugins.scalar import metadata as scalar_metadata  # noqa: E402
 from tensorboard.summary.writer.record_writer import RecordWriter  # noqa: E402
+
+if TYPE_CHECKING:  # imported where read: the train stage only writes event files, and pandas' import is slow
+    import pandas as pd
 
 SCALAR_COLUMNS = ["layer", "epoch", "statistic", "value"]
 HISTOGRAM_COLUMNS = ["layer", "epoch", "statistic", "bin_left", "bin_right", "count"]
@@ -128,6 +131,8 @@ def read_events(logdir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     (SCALAR/HISTOGRAM_COLUMNS). Reads records with tensorboard's loader; the plugin of a tag is
     taken from its first record's metadata, as TensorBoard does. Records are read as written, without the
     loader's migration of older summary formats (EventWriter writes none)."""
+    import pandas as pd
+
     files = sorted(Path(logdir).glob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"{logdir}: no TensorBoard event file")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from ..core.cost import estimate
-from ..core.data import arrays, read_dataset
+from ..core.data import read_splits
 from ..core.fileio import atomic_path, write_json
 from ..core.provenance import say, versions
 from ..core.statistics import MODEL
@@ -62,8 +62,7 @@ def train_variants(todo: list[Variant], train: dict, events: dict, data: dict, t
 
 def run(args, params: dict, timing: dict) -> None:
     """Stage `train`: one study's run folder, a logdir per variant and per seed, and run.json."""
-    frame = read_dataset(args.data)
-    data = {"train": arrays(frame, "train"), "test": arrays(frame, "test")}
+    data = read_splits(args.data)  # {"train": (x, y), "test": (x, y)}
     train, events, stage = params["train"], params["events"], f"train {args.study}"
     todo = variants(params, args.study)
     n_models = sum(len(v.seeds) for v in todo)

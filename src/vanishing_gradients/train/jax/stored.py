@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 from jax import export
 
 MAX_BYTES = 1 << 28  # beyond this, the modules least recently used are deleted
+STALE_S = 3600  # a temporary file this old was left by a killed writer (writing one takes well under a second)
 PACKAGE = Path(__file__).resolve().parents[2]  # src/vanishing_gradients
 _loaded: dict[tuple, jax.stages.Wrapped] = {}  # (key, XLA options) -> the jitted call of its module, in this process
 
@@ -56,7 +58,8 @@ def _read(path: Path) -> export.Exported | None:
 
 
 def _write(path: Path, exported: export.Exported) -> None:
-    """Atomically (jobs side by side may write the same key), then the least recently used beyond MAX_BYTES go."""
+    """Atomically (jobs side by side may write the same key), then the least recently used beyond MAX_BYTES go, and
+    so do the temporary files that killed writers left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as tmp:
         tmp.write(exported.serialize())
@@ -66,12 +69,16 @@ def _write(path: Path, exported: export.Exported) -> None:
         total += size
         if total > MAX_BYTES:
             old.unlink(missing_ok=True)
+    for written, _, partial in _stats(path.parent, ".partial-*"):
+        if time.time() - written > STALE_S:
+            partial.unlink(missing_ok=True)
 
 
-def _stats(folder: Path) -> list[tuple[float, int, Path]]:
-    """(last use, size, path) of each stored module; one another job deleted meanwhile is left out."""
+def _stats(folder: Path, pattern: str = "*.jax") -> list[tuple[float, int, Path]]:
+    """(last use, size, path) of each stored module (or other files matching `pattern`); one another job deleted
+    meanwhile is left out."""
     found = []
-    for path in folder.glob("*.jax"):
+    for path in folder.glob(pattern):
         with contextlib.suppress(FileNotFoundError):
             stat = path.stat()
             found.append((stat.st_mtime, stat.st_size, path))
