@@ -51,16 +51,16 @@ def read_splits(path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     (tests/test_dataset.py)."""
     table = np.genfromtxt(path, delimiter=",", names=True, dtype=None, encoding="utf-8")  # (n,) records
     _check_columns(path, table.dtype.names)
-    features = np.stack([table["x1"], table["x2"]], axis=1)  # (n, 2) float64
-    return {split: (features[table["split"] == split].astype(np.float32),
-                    table["y"][table["split"] == split, None].astype(np.float32)) for split in SPLITS}
+    return {split: arrays(table, split) for split in SPLITS}
 
 
-def arrays(frame: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, 2) float32 and labels (n, 1) float32 of one split, in file order."""
-    part = frame[frame["split"] == split]
-    return (part[["x1", "x2"]].to_numpy(np.float32),
-            part[["y"]].to_numpy(np.float32))
+def arrays(frame: pd.DataFrame | np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, 2) float32 and labels (n, 1) float32 of one split, in file order, from the dataset as a
+    DataFrame or as numpy records (read_splits)."""
+    rows = np.asarray(frame["split"]) == split  # (n,)
+    column = lambda name: np.asarray(frame[name])[rows, None]  # (rows, 1) as stored
+    return (np.concatenate([column("x1"), column("x2")], axis=1).astype(np.float32),
+            column("y").astype(np.float32))
 
 
 def plot_dataset(frame: pd.DataFrame, path, noise: float) -> None:
