@@ -237,8 +237,7 @@ def test_initial_weights_have_keras_distribution(params, study):
     theirs = []
     for seed in range(80):
         keras.utils.set_random_seed(seed)
-        theirs.append([np.asarray(type(layer.kernel_initializer).from_config(layer.kernel_initializer.get_config())(
-            layer.kernel.shape)) for layer in layers])
+        theirs.append([np.asarray(layer.kernel_initializer.clone()(layer.kernel.shape)) for layer in layers])
     keras.utils.set_random_seed(0)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(theirs[0], build_keras_model(spec).weights[::2]))
     for layer, (kernel, _) in enumerate(ours):

@@ -81,7 +81,8 @@ def test_the_store_keeps_the_modules_used_last_within_its_bound(params, data, tm
     (older,) = tmp_path.glob("*.jax")
     monkeypatch.setattr(stored, "MAX_BYTES", older.stat().st_size + 1)  # room for one module
     killed, writing = tmp_path / ".partial-killed", tmp_path / ".partial-writing"
-    killed.write_bytes(b"half a module"), writing.write_bytes(b"half a module")
+    killed.write_bytes(b"half a module")
+    writing.write_bytes(b"half a module")
     os.utime(killed, (time.time() - stored.STALE_S - 60,) * 2)
     _train(params, data, [1, 1, 1], store=str(tmp_path))
     (newer,) = tmp_path.glob("*.jax")
